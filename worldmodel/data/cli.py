@@ -18,17 +18,21 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``glassworld data`` parser. ``only``: import just this source's module for its arguments (the
+    others stay listed with their help), so one source's heavy or missing dependencies never break another."""
     parser = argparse.ArgumentParser(prog="glassworld data", description="Make a glassworld dataset folder.")
     sub = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     for name, (module, help_) in SOURCES.items():
         sp = sub.add_parser(name, help=help_, description=help_)
-        importlib.import_module(module).add_arguments(sp)
+        if only is None or name == only:
+            importlib.import_module(module).add_arguments(sp)
     return parser
 
 
 def cli_main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    only = argv[0] if argv and argv[0] in SOURCES else ""
+    args = build_parser(only).parse_args(argv)
     module = importlib.import_module(SOURCES[args.source][0])
     try:
         return int(module.run(args) or 0)

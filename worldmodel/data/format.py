@@ -240,8 +240,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"{root} has no manifest.json, so it is not a glassworld dataset; create one with "
             "`glassworld data atari|sprites|videos --out DIR`"
         )
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT_NAME:
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(
+            f"{path} is not valid JSON ({e}); delete it, and re-run the `glassworld data` command that made the "
+            "folder: it rebuilds the manifest from videos/ without regenerating them"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise DatasetError(f"{path} is not a {FORMAT_NAME} manifest")
     if manifest.get("version", 0) > FORMAT_VERSION:
         raise DatasetError(f"{path} has format version {manifest['version']}; upgrade glassworld to read it")
