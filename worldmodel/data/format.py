@@ -4,7 +4,7 @@ A dataset is a folder::
 
     DIR/
       manifest.json          # index: resolution, fps, source, generator arguments, splits, per-video info
-      videos/<name>.npz      # one compressed file per video (numpy ``savez_compressed``)
+      videos/<name>.npz      # one deflate-compressed ``.npz`` per video (``np.load`` reads it)
 
 Each ``videos/<name>.npz`` holds
 
@@ -78,6 +78,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def npz_bytes(arrays: dict[str, np.ndarray], level: int = 1) -> bytes:
+    """An ``.npz`` (readable by ``np.load``) deflated at zlib ``level``.
+
+    Level 1 instead of ``np.savez_compressed``'s 6: about twice as fast to write for ~1.2-1.6x the size on
+    video frames, and writing is the bottleneck of every data source.
+    """
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+        for key, arr in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+    return buf.getvalue()
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -194,12 +211,8 @@ class DatasetWriter:
         arrays = {k: _check_gt(name, k, v, t, (self.height, self.width)) for k, v in gt.items() if v is not None}
         meta = {"split": split, "identity": identity if identity is not None else name, "frames": t,
                 "ground_truth": sorted(arrays), **(info or {})}
-        import io
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, frames=frames, meta=np.array(json.dumps(meta)), **arrays)
         path = self.path(name)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, npz_bytes({"frames": frames, "meta": np.array(json.dumps(meta)), **arrays}))
         return path
 
     def close(self) -> dict[str, Any]:
