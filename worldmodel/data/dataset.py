@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .format import SPLITS, DatasetError, load_video, read_manifest
 
@@ -116,18 +116,25 @@ class ClipDataset(Dataset):
             item["pos"] = torch.from_numpy(v["pos"][idx].astype(np.float32))
         if "done" in v:
             d = np.cumsum(v["done"].astype(np.int64))
-            item["done"] = torch.from_numpy((d[idx] - d[np.maximum(idx - step, 0)]) > 0)
+            done = (d[idx] - d[np.maximum(idx - step, 0)]) > 0
+            done[0] = False  # row 0 is "nothing happened yet", as for reward (was start-dependent)
+            item["done"] = torch.from_numpy(done)
         if "mask" in v:
             item["mask"] = torch.from_numpy(v["mask"][idx][:, None].astype(np.float32))
         return item
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, shuffle: bool = True, workers: int = 2,
-                seed: int = 0, drop_last: bool = True) -> DataLoader:
-    """A DataLoader with worker processes (persistent, prefetching) and a seeded shuffle."""
+                seed: int = 0, drop_last: bool = True, sampler: Sampler | None = None) -> DataLoader:
+    """A DataLoader with worker processes (persistent, prefetching) and a seeded shuffle.
+
+    ``sampler`` (e.g. a ``DistributedSampler``) replaces the shuffle; ``seed`` still seeds the loader's own
+    generator (worker seeds), so the global torch RNG is never consumed.
+    """
     g = torch.Generator().manual_seed(seed)
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=g,
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=workers, generator=g,
         drop_last=drop_last and len(dataset) >= batch_size, persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None, pin_memory=torch.cuda.is_available(),
     )

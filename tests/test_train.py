@@ -1,0 +1,344 @@
+"""`glassworld train` (worldmodel/train.py), env_info (worldmodel/envinfo.py) and `glassworld bench train`.
+
+Everything runs the real GLASS ``tiny`` preset on 32x32 datasets built in tmp_path: a red square moving over a
+textured background.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodel.checkpoint import load_checkpoint
+from worldmodel.data.format import DatasetError, DatasetWriter
+from worldmodel.envinfo import SHIFT_NAMES, estimate_shift_grid, shift_grid, start_frame_bank, typical_magnitude
+from worldmodel.models import load_world_model
+from worldmodel.train import cli_main, compose_run_config, model_from_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 32
+SPEEDS = {"x": 3, "y": 2}  # px per frame of the square
+
+
+def make_dataset(root: Path, n_train: int = 3, n_val: int = 2, frames: int = 12, seed: int = 0) -> Path:
+    """Videos of an 8x8 red square moving 3 px/frame horizontally or 2 px/frame vertically."""
+    rng = np.random.default_rng(seed)
+    w = DatasetWriter(root, source="synthetic", height=SIZE, width=SIZE, fps=10, generator={"seed": seed})
+    for i in range(n_train + n_val):
+        bg = (rng.random((SIZE, SIZE, 3)) * 80 + 40).astype(np.uint8)
+        x, y = (int(v) for v in rng.integers(4, SIZE - 12, 2))
+        video, pos, shift = [], [], []
+        dx = dy = 0
+        for t in range(frames):
+            if t % 4 == 0:
+                dx, dy = [(SPEEDS["x"], 0), (-SPEEDS["x"], 0), (0, SPEEDS["y"]), (0, -SPEEDS["y"])][rng.integers(4)]
+            nx, ny = min(max(x + dx, 0), SIZE - 8), min(max(y + dy, 0), SIZE - 8)
+            shift.append((nx - x, ny - y) if t else (0, 0))
+            x, y = nx, ny
+            frame = bg.copy()
+            frame[y:y + 8, x:x + 8] = (230, 40, 40)
+            video.append(frame)
+            pos.append((x + 4, y + 4))
+        w.write(f"v{i}", np.stack(video), split="train" if i < n_train else "val",
+                pos=np.array(pos, np.float32), shift=np.array(shift, np.float32))
+    w.close()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 shared cores: one torch thread is far faster than contended ones."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "squares")
+
+
+def overrides(data: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [f"data.path={data}", "model=glass", "model.preset=tiny", f"run_dir={run_dir}", "data.workers=0",
+            "train.progress=false", "train.threads=1", *extra]
+
+
+def run(data: Path, run_dir: Path, *extra: str) -> dict:
+    return train(compose_run_config(overrides(data, run_dir, *extra)))
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> tuple[Path, dict]:
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    metrics = run(data, run_dir, "train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=true",
+                  "train.log_every=1", "train.image_every=2", "train.dead_code_window=2", "data.workers=1")
+    return run_dir, metrics
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+# ------------------------------------------------------------------------------------------------ train()
+def test_train_writes_checkpoint_tensorboard_config_and_metrics(trained, data):
+    run_dir, metrics = trained
+    assert metrics["step"] == 4 and metrics["interrupted"] is None
+    assert np.isfinite(metrics["final_losses"]["total"]) and metrics["steps_per_s"] > 0
+    for name in ("checkpoint.pt", "checkpoint_step2.pt", "config.yaml", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "metrics.json").read_text())["step"] == 4
+    assert "preset: tiny" in (run_dir / "config.yaml").read_text()
+
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt["model"] == "glass" and ckpt["step"] == 4 and ckpt["model_config"]["preset"] == "tiny"
+    assert load_checkpoint(run_dir / "checkpoint_step2.pt")["step"] == 2
+    assert {"optimizer", "scheduler", "rng", "run_config", "env_info", "perceptual", "card"} <= set(ckpt)
+    assert ckpt["perceptual"] == "off"  # the tiny preset has no perceptual terms
+    assert ckpt["rng"]["world_size"] == 1 and set(ckpt["rng"]["states"][0]) >= {"python", "numpy", "torch"}
+    assert ckpt["rng"]["sampler"]["batch"] == 4
+    info = ckpt["env_info"]
+    assert len(info["shift_grid"]) == 9 and info["shift_names"] == SHIFT_NAMES
+    assert info["start_frames"].dtype == torch.uint8 and info["start_frames"].shape[1:] == (3, SIZE, SIZE)
+    assert 1 <= info["start_frames"].shape[0] <= 64
+    card = ckpt["card"]
+    assert card["dataset"] == str(data.resolve()) and card["source"] == "synthetic"
+    assert card["generator"] == {"seed": 0} and card["steps"] == 4 and card["torch"] == torch.__version__
+    assert card["hardware"] and card["wall_time_s"] > 0
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    ea.Reload()
+    scalars, images = set(ea.Tags()["scalars"]), set(ea.Tags()["images"])
+    assert {"losses/total", "losses/reconstruction", "losses/vq", "metrics/vq_perplexity", "metrics/vq_usage",
+            "charts/SPS", "charts/learning_rate", "metrics/dead_codes_reset"} <= scalars
+    assert [e.step for e in ea.Scalars("losses/total")] == [1, 2, 3, 4]
+    assert ea.Scalars("losses/total")[-1].value == pytest.approx(metrics["final_losses"]["total"], rel=1e-6)
+    assert {"images/masks", "images/foregrounds", "images/backgrounds"} <= images
+    video_tags = {"videos/reconstruction", "videos/generated"}
+    assert all(t in images or f"{t}_strip" in images or t in ea.Tags().get("tensors", []) for t in video_tags)
+    assert "hyperparameters/text_summary" in ea.Tags()["tensors"]
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(trained, data, tmp_path):
+    run_dir, _ = trained
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    a = model_from_checkpoint(ckpt).eval()
+    b = load_world_model(run_dir / "checkpoint.pt")  # the env's path: WorldModel.from_checkpoint
+    clip = torch.from_numpy(np.load(data / "videos" / "v3.npz")["frames"][:4].transpose(0, 3, 1, 2))[None]
+    fa, ma = a.generate(clip)
+    fb, mb = b.generate(clip)
+    assert torch.equal(fa, fb) and torch.equal(ma, mb)
+    assert torch.equal(b.shift_grid.cpu(), torch.tensor(ckpt["env_info"]["shift_grid"]))
+    assert torch.equal(b.start_frames.cpu(), ckpt["env_info"]["start_frames"])
+
+    # save -> load -> save is lossless: resuming with no steps left rewrites the same weights and optimiser
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    metrics = run(data, copy, "resume=true", "train.steps=4")
+    assert metrics["steps_run"] == 0
+    again = load_checkpoint(copy / "checkpoint.pt")
+    assert again["step"] == 4
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(v, again["state_dict"][k]), k
+    assert _equal(ckpt["optimizer"], again["optimizer"]) and ckpt["scheduler"] == again["scheduler"]
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    """7 steps straight == 4 steps + resume to 7 (epochs of 3 batches: the data order crosses two epochs;
+    dead-code restarts draw random numbers after the resume; checkpoints at different steps)."""
+    small = make_dataset(tmp_path / "small", n_train=1, n_val=1, frames=10)  # 7 clips -> 3 batches of 2
+    common = ("train.dead_code_window=2", "train.log_every=1", "data.workers=1", "train.image_every=3")
+    straight = run(small, tmp_path / "a", "train.steps=7", "train.checkpoint_every=3", *common)
+    first = run(small, tmp_path / "b", "train.steps=4", "train.checkpoint_every=2", *common)
+    assert first["step"] == 4
+    resumed = run(small, tmp_path / "b", "resume=true", "train.steps=7", "train.checkpoint_every=2", *common)
+    assert resumed["steps_run"] == 3 and resumed["step"] == 7
+    assert straight["final_losses"] == resumed["final_losses"]
+    a, b = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["trainer"]["dead_codes_reset"] == b["trainer"]["dead_codes_reset"]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert _equal(a["optimizer"], b["optimizer"])
+    assert a["rng"]["sampler"] == b["rng"]["sampler"] == {"epoch": 2, "batch": 1}
+    # the resumed run's TensorBoard continues the same curve
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = []
+    for name in ("a", "b"):
+        ea = EventAccumulator(str(tmp_path / name / "tb"), size_guidance={"scalars": 0})
+        ea.Reload()
+        curves.append([(e.step, e.value) for e in ea.Scalars("losses/total")])
+    assert curves[0] == curves[1] and [s for s, _ in curves[0]] == list(range(1, 8))
+
+
+def _start_cli(data: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    args = overrides(data, run_dir, "train.steps=100000", "train.checkpoint_every=2", "data.workers=1", *extra)
+    return subprocess.Popen([sys.executable, "-m", "worldmodel.cli", "train", *args], env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"no {path.name} after {timeout} s")
+        time.sleep(0.1)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Kill what is left of the process group this test started (DataLoader workers)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start_cli(data, run_dir)
+    try:
+        _wait_for(run_dir / "checkpoint.pt", proc)
+        time.sleep(1.5)  # let it train (and maybe be mid-save) a little longer
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _reap(proc)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")  # complete and readable
+    saved = ckpt["step"]
+    assert saved >= 2 and saved % 2 == 0
+    metrics = run(data, run_dir, "resume=true", f"train.steps={saved + 2}")
+    assert metrics["step"] == saved + 2 and metrics["steps_run"] == 2
+    assert not list(run_dir.glob(".*.tmp")), "a half-written checkpoint was left behind"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == saved + 2
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_checkpoint_and_exits_130(data, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start_cli(data, run_dir)
+    try:
+        _wait_for(run_dir / "checkpoint.pt", proc)
+        first = load_checkpoint(run_dir / "checkpoint.pt")["step"]
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+        err = proc.stderr.read()
+    finally:
+        _reap(proc)
+    assert proc.returncode == 130, err[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["interrupted"] == "SIGINT"
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt["step"] == metrics["step"] >= first  # saved at the step it stopped, not only the last periodic one
+    assert "SIGINT received" in err
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_config_is_one_clear_error(data, tmp_path, capsys):
+    assert cli_main(["model.preset=tiny"]) == 2
+    assert "data.path is required" in capsys.readouterr().err
+    assert cli_main([f"data.path={tmp_path / 'nowhere'}", "model.preset=tiny"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli_main([f"data.path={data}", "+train.stepz=3"]) == 2
+    assert "train.stepz" in capsys.readouterr().err
+    assert cli_main([f"data.path={data}", f"run_dir={tmp_path / 'r'}", "resume=true"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert cli_main([f"data.path={data}", f"run_dir={tmp_path / 'r'}"]) == 2
+    assert "resume=true" in capsys.readouterr().err  # never overwrites a saved run
+    assert cli_main([f"data.path={data}", "train.batch_size=1000", "model.preset=tiny"]) == 2
+    assert "fewer than train.batch_size" in capsys.readouterr().err
+    assert cli_main([f"data.path={data}", "model.preset=tiny", "+model.frobnicate=1", f"run_dir={tmp_path / 'm'}"]) == 2
+    assert "frobnicate" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="train.steps must be >= 1"):
+        run(data, tmp_path / "x", "train.steps=0")
+
+
+def test_resume_refuses_a_different_model(trained, data, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained[0], copy)
+    with pytest.raises(DatasetError, match="cannot change model"):
+        run(data, copy, "resume=true", "train.steps=6", "+model.num_codes=5")
+
+
+# ------------------------------------------------------------------------------------------------ env_info
+class _KnownMotion(torch.nn.Module):
+    """estimate_shifts returns the moving square's true motion (red-pixel centroid)."""
+
+    def estimate_shifts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        red = ((frames[:, :, 0] > 0.8) & (frames[:, :, 1] < 0.3)).float()  # (B, T, H, W)
+        ys, xs = torch.meshgrid(torch.arange(SIZE).float(), torch.arange(SIZE).float(), indexing="ij")
+        n = red.sum((-2, -1)).clamp_min(1)
+        c = torch.stack([(red * xs).sum((-2, -1)) / n, (red * ys).sum((-2, -1)) / n], -1)  # (B, T, 2)
+        fg = c[:, 1:] - c[:, :-1]
+        return fg, torch.zeros_like(fg)
+
+
+def test_shift_grid_comes_from_estimated_motion(data):
+    from worldmodel.data.dataset import ClipConfig, ClipDataset
+
+    ds = ClipDataset(data, "train", ClipConfig(clip_len=6, ground_truth=False))
+    batches = [torch.stack([ds[i]["frames"] for i in range(j, j + 4)]) for j in range(0, 16, 4)]
+    info = estimate_shift_grid(_KnownMotion(), batches)
+    assert info["shift_source"] == "estimated"
+    assert info["shift_step"] == pytest.approx([SPEEDS["x"], SPEEDS["y"]], abs=0.01)
+    grid = dict(zip(info["shift_names"], map(tuple, info["shift_grid"])))
+    assert grid["none"] == (0, 0) and grid["right"] == (3, 0) and grid["up"] == (0, -2)
+    assert grid["down-left"] == (-3, 2)
+    # a model without estimate_shifts keeps the default 4 px grid
+    assert estimate_shift_grid(torch.nn.Linear(1, 1), batches)["shift_grid"] == shift_grid(4.0, 4.0)[0]
+
+
+def test_typical_magnitude_ignores_still_frames_and_outliers():
+    v = torch.tensor([0.0] * 50 + [0.1, -0.2] * 10 + [3.0, -3.1, 2.9, -3.0, 3.05] * 4 + [40.0])
+    assert typical_magnitude(v) == pytest.approx(3.0, abs=0.06)
+    assert typical_magnitude(torch.zeros(30)) is None
+
+
+def test_start_frames_are_first_frames_of_val_clips(data):
+    frames, split = start_frame_bank(data, clip_len=4, frame_skip=0, max_frames=5)
+    assert split == "val" and frames.dtype == torch.uint8 and frames.shape == (5, 3, SIZE, SIZE)
+    first = torch.from_numpy(np.load(data / "videos" / "v3.npz")["frames"][0].transpose(2, 0, 1))
+    assert torch.equal(frames[0], first)
+
+
+# ------------------------------------------------------------------------------------------------ bench
+def test_bench_train_writes_json(tmp_path, capsys):
+    from worldmodel.bench import cli_main as bench_main
+
+    out = tmp_path / "bench.json"
+    assert bench_main(["train", "model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1",
+                       f"out={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert result["preset"] == "tiny" and (result["height"], result["width"]) == (32, 32)
+    assert result["it_per_s"] > 0 and result["frames_per_s"] == pytest.approx(result["it_per_s"] * 2 * 4)
+    assert result["peak_rss_mb"] > 50 and "reference" not in result
+    assert json.loads(capsys.readouterr().out)["s_per_step"] == result["s_per_step"]
+    assert bench_main(["nope"]) == 2

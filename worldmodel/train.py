@@ -1,0 +1,877 @@
+"""``glassworld train``: train a world model on a dataset folder, with exact resume, DDP and TensorBoard.
+
+Usage::
+
+    glassworld train model=glass data.path=DIR [model.preset=tiny|cpu|paper] [train.steps=N] [run_dir=DIR]
+        [device=auto|cpu|cuda] [seed=N] [resume=true] [train.batch_size=B] [train.checkpoint_every=N] ...
+    torchrun --nproc_per_node 2 -m worldmodel.cli train ...   # DDP (gloo on CPU, nccl on CUDA)
+
+:func:`train` is the pure function behind the command (tests call it directly). It reads top to bottom: seeding,
+data, model, optimiser, loop, checkpoint. The run directory holds::
+
+    run_dir/checkpoint.pt          # self-describing checkpoint (worldmodel.checkpoint), rewritten atomically
+    run_dir/checkpoint_step{N}.pt  # with train.keep_checkpoints=true
+    run_dir/config.yaml            # the run config
+    run_dir/metrics.json           # final losses, steps/s, ...
+    run_dir/tb/                    # TensorBoard events
+
+Exact resume: a checkpoint holds the weights, optimiser, scheduler, every RNG state (python, numpy, torch, cuda,
+per rank), the data sampler position (epoch, batch), and the trainer's own state (VQ usage counts), so
+``resume=true`` continues bit-for-bit on CPU. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits (130/143).
+
+DDP and BatchNorm: every rank normalises with the statistics of its own share of the batch (plain BatchNorm,
+as the official code does); the gradient is the average of the per-rank gradients. So with B_global = R * b
+the DDP step equals one process that averages the losses of the R shards of b clips (tests/test_ddp.py checks
+this). ``train.sync_bn=true`` converts BatchNorm to SyncBatchNorm on CUDA (PyTorch has no CPU SyncBatchNorm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data.dataset import ClipConfig, ClipDataset, make_loader
+from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
+from .envinfo import EnvInfoConfig, compute_env_info
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+@dataclass
+class DataSettings:
+    """``data.*``: which dataset and how clips are loaded."""
+
+    path: str | None = None  # dataset folder (required)
+    workers: int = 2  # DataLoader worker processes per rank
+    frame_skip: int | None = None  # None: the model config's default
+
+
+@dataclass
+class ModelSettings:
+    """``model.*``: registry name, preset and field overrides of the model config."""
+
+    name: str = "glass"
+    preset: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)  # any other model.* key (e.g. +model.num_codes=8)
+
+
+@dataclass
+class TrainSettings:
+    """``train.*``: length, logging and checkpointing of the loop."""
+
+    steps: int = 1000  # total optimiser steps of the run
+    batch_size: int | None = None  # global batch, split across ranks; None: the model config's batch_size
+    checkpoint_every: int = 250
+    keep_checkpoints: bool = False  # also keep checkpoint_step{N}.pt
+    log_every: int = 10
+    image_every: int = 250  # 0 = no image/video logs
+    dead_code_window: int = 500  # 0 = never reset unused VQ codes
+    env_info_batches: int = 4
+    start_frames: int = 64
+    find_unused_parameters: bool = True  # DDP (method.md pitfall 14)
+    sync_bn: bool = False  # DDP on CUDA only
+    progress: bool = True
+    threads: int | None = None  # torch CPU threads per process; None: torch's default
+
+
+@dataclass
+class TrainRunConfig:
+    """Everything a training run depends on (the ``train``-relevant part of ``configs/config.yaml``)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    run_dir: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    resume: bool = False
+
+    @classmethod
+    def from_omegaconf(cls, cfg: DictConfig | dict[str, Any]) -> TrainRunConfig:
+        """Convert the composed Hydra config (extra top-level keys such as ``bench`` are ignored)."""
+        d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        assert isinstance(d, dict)
+        model = dict(d.get("model") or {})
+        nested_overrides = dict(model.pop("overrides", None) or {})
+        name = model.pop("name", "glass")
+        preset = model.pop("preset", "cpu")
+        return cls(
+            data=_settings(DataSettings, d.get("data") or {}, "data"),
+            model=ModelSettings(name=str(name), preset=str(preset), overrides={**model, **nested_overrides}),
+            train=_settings(TrainSettings, d.get("train") or {}, "train"),
+            run_dir=None if d.get("run_dir") is None else str(d["run_dir"]),
+            device=str(d.get("device", "auto")),
+            seed=int(d.get("seed", 0)),
+            resume=bool(d.get("resume", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """YAML in the layout of ``configs/config.yaml`` (model overrides flattened into ``model``)."""
+        d = self.to_dict()
+        d["model"] = {"name": self.model.name, "preset": self.model.preset, **self.model.overrides}
+        return OmegaConf.to_yaml(OmegaConf.create(d))
+
+
+def _settings(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise DatasetError(f"unknown config keys {[f'{prefix}.{k}' for k in unknown]}; valid: "
+                           f"{sorted(f'{prefix}.{n}' for n in names)}")
+    return cls(**values)
+
+
+def validate(cfg: TrainRunConfig) -> None:
+    """One clear error for an unusable run config."""
+    if not cfg.data.path:
+        raise DatasetError("data.path is required: glassworld train data.path=DIR (a folder made by "
+                           "`glassworld data ...`)")
+    t = cfg.train
+    for name in ("steps", "checkpoint_every", "log_every"):
+        if getattr(t, name) < 1:
+            raise DatasetError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    for name in ("image_every", "dead_code_window", "env_info_batches", "start_frames"):
+        if getattr(t, name) < 0:
+            raise DatasetError(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    if t.threads is not None and t.threads < 1:
+        raise DatasetError(f"train.threads must be >= 1 (or null for torch's default), got {t.threads}")
+    if t.batch_size is not None and t.batch_size < 1:
+        raise DatasetError(f"train.batch_size must be >= 1, got {t.batch_size}")
+    if cfg.data.workers < 0:
+        raise DatasetError(f"data.workers must be >= 0, got {cfg.data.workers}")
+    if cfg.data.frame_skip is not None and cfg.data.frame_skip < 0:
+        raise DatasetError(f"data.frame_skip must be >= 0, got {cfg.data.frame_skip}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise DatasetError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DatasetError(f"device={cfg.device} but CUDA is not available; use device=cpu or device=auto")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class ResumableSampler(DistributedSampler):
+    """A ``DistributedSampler`` (seeded shuffle, ``set_epoch``) that can start part-way through an epoch.
+
+    ``set_position(epoch, skip)`` makes the next iteration yield this rank's indices of ``epoch`` after the
+    first ``skip`` ones, which is how a resumed run continues with exactly the clips it would have seen.
+    """
+
+    def __init__(self, dataset: ClipDataset, num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def set_position(self, epoch: int, skip: int) -> None:
+        self.set_epoch(epoch)
+        self.skip = min(max(0, skip), self.num_samples)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+class _LossModule(nn.Module):
+    """Makes ``training_losses`` the ``forward`` so DDP sees (and all-reduces) it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, step: int) -> tuple[torch.Tensor, dict, dict]:
+        return self.model.training_losses(frames, step)
+
+
+@dataclass
+class _Progress:
+    """The trainer's own state; saved in checkpoints so resume is exact."""
+
+    step: int = 0  # completed optimiser steps
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch already consumed (per rank)
+    wall_time: float = 0.0  # seconds of training over all sessions of the run
+    code_counts: torch.Tensor | None = None  # (K,) VQ code usage since the last dead-code check
+    dead_codes_reset: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _resolve_device(pref: str, local_rank: int) -> torch.device:
+    if pref == "auto":
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    if pref == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(pref)
+
+
+def _init_distributed(device_pref: str) -> tuple[int, int, int, bool]:
+    """(world_size, rank, local_rank, created) from torchrun's environment variables."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, 0, False
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank(), local, False
+    cuda = device_pref != "cpu" and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return world, rank, local, True
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def _preserve_rng() -> Iterator[None]:
+    """Side work (env_info, sample videos) must not move the training RNG streams."""
+    state = _rng_state()
+    try:
+        yield
+    finally:
+        _set_rng_state(state)
+
+
+def perceptual_backbone(model: nn.Module) -> str:
+    """"pretrained" | "random" | "off": the perceptual-loss backbone the model trains with."""
+    status = getattr(model, "perceptual_status", None)
+    if callable(status):
+        return str(status())
+    value = getattr(model, "perceptual_backbone", None)
+    if isinstance(value, str):
+        return value
+    module = getattr(model, "perceptual", None)
+    if module is None:
+        return "off"
+    return str(getattr(module, "backbone", "off"))
+
+
+def hardware_string(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu} ({os.cpu_count()} cpus)"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def _model_classes(name: str) -> tuple[type, type]:
+    from .models import _lookup
+
+    return _lookup(name)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the trained module (train mode, CPU) from a loaded checkpoint dict."""
+    model_cls, config_cls = _model_classes(ckpt["model"])
+    model = model_cls(config_cls.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model
+
+
+def _num_codes(model: nn.Module) -> int | None:
+    for obj in (model, getattr(model, "cfg", None), getattr(model, "config", None)):
+        k = getattr(obj, "num_codes", None)
+        if isinstance(k, int):
+            return k
+    return None
+
+
+def _hparams_table(cfg: TrainRunConfig, model_cfg: dict[str, Any], extra: dict[str, Any]) -> str:
+    rows = ["| key | value |", "|---|---|"]
+    flat: dict[str, Any] = {}
+    for k, v in cfg.to_dict().items():
+        if isinstance(v, dict):
+            flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            flat[k] = v
+    flat.update({f"model_config.{k}": v for k, v in model_cfg.items()})
+    flat.update(extra)
+    rows += [f"| {k} | {v} |" for k, v in flat.items()]
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------- images
+def _to01(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1], clamped; grey masks become RGB."""
+    x = ((x.float() + 1) / 2).clamp(0, 1)
+    return x.expand(*x.shape[:-3], 3, *x.shape[-2:]) if x.shape[-3] == 1 else x
+
+
+def _strip(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Rows of videos (T_i, 3, H, W) in [0, 1] -> one image (3, R*H, T_max*W), short rows padded black."""
+    t_max = max(r.shape[0] for r in rows)
+    out = []
+    for r in rows:
+        pad = torch.zeros(t_max - r.shape[0], *r.shape[1:], dtype=r.dtype)
+        r = torch.cat([r, pad])  # (T_max, 3, H, W)
+        out.append(torch.cat(list(r), dim=-1))  # (3, H, T_max*W)
+    return torch.cat(out, dim=-2)  # (3, R*H, T_max*W)
+
+
+def _have_moviepy() -> bool:
+    try:  # tensorboard's add_video imports moviepy.editor (moviepy 1.x) and silently does nothing without it
+        importlib.import_module("moviepy.editor")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+class _Stop:
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:  # second Ctrl-C: stop now, without saving
+            raise KeyboardInterrupt
+        self.signal = signum
+        logger.warning("%s received: saving a checkpoint after this step (Ctrl-C again to abort)",
+                       signal.Signals(signum).name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(cfg: TrainRunConfig | DictConfig | dict[str, Any], run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train (or with ``cfg.resume`` continue) a world model; return the final metrics.
+
+    Args:
+        cfg: the run config (``configs/config.yaml`` composed, or a :class:`TrainRunConfig`).
+        run_dir: output folder; default ``cfg.run_dir``, else ``runs/<model>-<YYYYmmdd-HHMMSS>``.
+    Returns:
+        metrics (also written to run_dir/metrics.json): step, final_losses, steps_per_s, interrupted, ...
+    """
+    if not isinstance(cfg, TrainRunConfig):
+        cfg = TrainRunConfig.from_omegaconf(cfg)
+    validate(cfg)
+    run_dir = Path(run_dir or cfg.run_dir or f"runs/{cfg.model.name}-{datetime.now():%Y%m%d-%H%M%S}")
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    ckpt_path = run_dir / "checkpoint.pt"
+    if cfg.resume and not ckpt_path.exists():
+        raise DatasetError(f"resume=true but {ckpt_path} does not exist; start the run without resume=true "
+                           "(or point run_dir= at the run to continue)")
+    if not cfg.resume and ckpt_path.exists():
+        raise DatasetError(f"{run_dir} already holds a run (checkpoint.pt); continue it with resume=true or "
+                           "choose another run_dir=")
+    manifest = read_manifest(Path(cfg.data.path))  # one clear error for a missing / foreign folder
+
+    world, rank, local_rank, created_pg = _init_distributed(cfg.device)
+    if rank == 0:
+        for stale in run_dir.glob(".*.tmp"):  # a save cut short by a kill; the files it replaces are intact
+            stale.unlink(missing_ok=True)
+    try:
+        return _Trainer(cfg, run_dir, manifest, world, rank, local_rank).run()
+    finally:
+        if created_pg and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class _Trainer:
+    """One training session; :meth:`run` reads top to bottom."""
+
+    def __init__(self, cfg: TrainRunConfig, run_dir: Path, manifest: dict[str, Any], world: int, rank: int,
+                 local_rank: int) -> None:
+        self.cfg, self.run_dir, self.manifest = cfg, run_dir, manifest
+        self.world, self.rank, self.is_main = world, rank, rank == 0
+        self.device = _resolve_device(cfg.device, local_rank)
+        self.progress = _Progress()
+        self.writer: Any = None
+        self.start_frames: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self, ckpt: dict[str, Any] | None) -> nn.Module:
+        from .models import build_model
+
+        cfg = self.cfg
+        if ckpt is not None:
+            return model_from_checkpoint(ckpt)
+        h, w = self.manifest["height"], self.manifest["width"]
+        try:
+            return build_model(cfg.model.name, cfg.model.preset, h, w, cfg.model.overrides)
+        except (TypeError, ValueError) as e:  # unknown model / preset / override key, unusable frame size
+            raise DatasetError(f"cannot build model {cfg.model.name}/{cfg.model.preset} for {h}x{w} frames "
+                               f"with overrides {cfg.model.overrides}: {e}") from None
+
+    def _check_resume(self, ckpt: dict[str, Any]) -> None:
+        """Exact continuation needs the same model, seed, batch and data order as the saved run."""
+        saved = ckpt.get("run_config") or {}
+        now = self.cfg.to_dict()
+        fixed = [("model",), ("seed",), ("train", "batch_size"), ("data", "frame_skip")]
+        diffs = []
+        for keys in fixed:
+            a, b = saved, now
+            for k in keys:
+                a, b = (a or {}).get(k), (b or {}).get(k)
+            if a != b:
+                diffs.append(f"{'.'.join(keys)}: saved {a!r}, now {b!r}")
+        if diffs:
+            raise DatasetError("resume=true cannot change " + "; ".join(diffs) +
+                               " (drop these overrides, or start a new run_dir)")
+        rng = ckpt.get("rng") or {}
+        if rng.get("world_size", 1) != self.world:
+            raise DatasetError(f"the run was saved with {rng.get('world_size', 1)} processes and is resumed with "
+                               f"{self.world}; resume with the same number of processes (torchrun "
+                               f"--nproc_per_node {rng.get('world_size', 1)})")
+        if Path(saved.get("data", {}).get("path") or "").resolve() != Path(self.cfg.data.path).resolve():
+            logger.warning("data.path changed from %s to %s", saved.get("data", {}).get("path"), self.cfg.data.path)
+
+    def run(self) -> dict[str, Any]:
+        cfg, t = self.cfg, self.cfg.train
+        ckpt = load_checkpoint(self.run_dir / "checkpoint.pt") if cfg.resume else None
+        if ckpt is not None:
+            self._check_resume(ckpt)
+
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        # ---- seeding (method.md 6: seed * world + rank); a resumed run restores every stream below
+        _seed_everything(cfg.seed * self.world + self.rank)
+
+        # ---- model (built before the data: the model config says how long clips are)
+        model = self._build_model(ckpt).to(self.device)
+        mcfg = model.cfg if hasattr(model, "cfg") else model.config
+        batch = t.batch_size or int(mcfg.batch_size)
+        if batch % self.world:
+            raise DatasetError(f"train.batch_size={batch} must be divisible by the {self.world} processes")
+        per_rank = batch // self.world
+        frame_skip = cfg.data.frame_skip if cfg.data.frame_skip is not None else int(mcfg.frame_skip)
+        clip_len = int(mcfg.clip_len_max)
+        self.perceptual = perceptual_backbone(model)
+
+        # ---- data
+        dataset = ClipDataset(cfg.data.path, "train", ClipConfig(clip_len=clip_len, frame_skip=frame_skip,
+                                                                 ground_truth=False))
+        if len(dataset) < batch:
+            raise DatasetError(f"the train split of {cfg.data.path} has {len(dataset)} clips of {clip_len} frames, "
+                               f"fewer than train.batch_size={batch}; use a smaller batch or more data")
+        sampler = ResumableSampler(dataset, self.world, self.rank, seed=cfg.seed)
+        loader = make_loader(dataset, per_rank, workers=cfg.data.workers, seed=cfg.seed * self.world + self.rank,
+                             sampler=sampler)
+        loader.worker_init_fn = _worker_init  # workers ignore Ctrl-C; the main process stops them in order
+
+        # ---- optimiser (method.md 6: Adam with L2 weight decay, MultiStepLR stepped every iteration)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(mcfg.lr), betas=(0.9, 0.999),
+                                     weight_decay=float(mcfg.weight_decay))
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(mcfg.lr_milestones),
+                                                         gamma=float(mcfg.lr_gamma))
+        if ckpt is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            self._restore_progress(ckpt)
+
+        wrapped: nn.Module = _LossModule(model)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            if t.sync_bn and self.device.type == "cuda":
+                wrapped = nn.SyncBatchNorm.convert_sync_batchnorm(wrapped)
+                model = wrapped.model
+            elif t.sync_bn:
+                logger.warning("train.sync_bn needs CUDA; keeping per-rank BatchNorm statistics on CPU")
+            wrapped = DDP(wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                          find_unused_parameters=t.find_unused_parameters)
+
+        self.model, self.mcfg, self.optimizer, self.scheduler = model, mcfg, optimizer, scheduler
+        self.dataset, self.clip_len, self.frame_skip, self.batch = dataset, clip_len, frame_skip, batch
+        self.num_codes = _num_codes(model)
+        if self.num_codes is not None and self.progress.code_counts is None:
+            self.progress.code_counts = torch.zeros(self.num_codes, dtype=torch.long)
+
+        self._announce(model, ckpt is not None)
+        return self._loop(wrapped, loader, sampler, per_rank)
+
+    def _restore_progress(self, ckpt: dict[str, Any]) -> None:
+        p = ckpt.get("trainer") or {}
+        self.progress = _Progress(**{k: v for k, v in p.items() if k in _Progress.__dataclass_fields__})
+        self.progress.step = int(ckpt["step"])
+        rng = ckpt.get("rng") or {}
+        states = rng.get("states") or []
+        if len(states) > self.rank:
+            _set_rng_state(states[self.rank])
+        else:
+            logger.warning("checkpoint has no RNG state for rank %d; the continuation is not bit-exact", self.rank)
+        if rng.get("sampler"):
+            self.progress.epoch = int(rng["sampler"]["epoch"])
+            self.progress.batch_in_epoch = int(rng["sampler"]["batch"])
+
+    def _announce(self, model: nn.Module, resumed: bool) -> None:
+        if not self.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.run_dir / "config.yaml", self.cfg.to_yaml().encode())
+        n_params = sum(p.numel() for p in model.parameters())
+        logger.info("%s run in %s (%s)\n%s", "resuming" if resumed else "starting", self.run_dir,
+                    f"step {self.progress.step}" if resumed else "new", self.cfg.to_yaml())
+        logger.info("model %s/%s: %.2fM parameters, %dx%d frames, clips of %d (frame_skip %d), batch %d "
+                    "(%d per rank x %d), device %s", self.cfg.model.name, self.cfg.model.preset, n_params / 1e6,
+                    self.manifest["height"], self.manifest["width"], self.clip_len, self.frame_skip, self.batch,
+                    self.batch // self.world, self.world, self.device)
+        logger.info("perceptual backbone: %s", self.perceptual)
+        logger.info("train split: %d clips", len(self.dataset))
+
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.progress.step + 1 if resumed else None)
+        extra = {"world_size": self.world, "global_batch": self.batch, "perceptual": self.perceptual,
+                 "parameters": n_params, "device": str(self.device), "torch": torch.__version__}
+        self.writer.add_text("hyperparameters", _hparams_table(self.cfg, self.mcfg.to_dict(), extra),
+                             self.progress.step)
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self, loader: Any, sampler: ResumableSampler, per_rank: int) -> Iterator[torch.Tensor]:
+        """Endless uint8 clips (b, T, 3, H, W), epoch after epoch, from the saved sampler position."""
+        p = self.progress
+        while True:
+            sampler.set_position(p.epoch, p.batch_in_epoch * per_rank)
+            for item in loader:
+                yield item["frames"]
+            p.epoch += 1
+            p.batch_in_epoch = 0
+
+    def _loop(self, wrapped: nn.Module, loader: Any, sampler: ResumableSampler, per_rank: int) -> dict[str, Any]:
+        t, p, model = self.cfg.train, self.progress, self.model
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=t.steps, initial=min(p.step, t.steps), disable=not (self.is_main and t.progress),
+                   desc="train", dynamic_ncols=True, file=sys.stderr)
+        self._session_start, self._wall_base, start_step = time.perf_counter(), p.wall_time, p.step
+        log_t0, log_step = self._session_start, p.step
+        sums: dict[str, float] = {}
+        last: dict[str, float] = {}
+        stopped: str | None = None
+        batches = self._batches(loader, sampler, per_rank)
+        model.train()
+        with _Stop() as stop:
+            try:
+                while p.step < t.steps:
+                    frames_u8 = next(batches)  # (b, T_max, 3, H, W) uint8
+                    p.batch_in_epoch += 1
+                    step = p.step
+                    n_obs = int(self.mcfg.num_obs(step))
+                    frames = frames_u8[:, :n_obs].to(self.device, non_blocking=True).float() / 127.5 - 1.0
+                    # frames: (b, T, 3, H, W) in [-1, 1]
+
+                    total, terms, aux = wrapped(frames, step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    total.backward()  # under DDP the gradients are all-reduced (averaged) here
+                    for prm in model.parameters():  # method.md 6: NaN -> 0, +-inf -> +-1e5
+                        if prm.grad is not None:
+                            torch.nan_to_num_(prm.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    p.step += 1
+
+                    last, stop_all = self._reduce_terms(total, terms, stop.signal is not None)
+                    for k, v in last.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    self._count_codes(aux)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last['total']:.4f}", refresh=False)
+
+                    if p.step % t.log_every == 0 or p.step == t.steps or stop_all:
+                        now = time.perf_counter()
+                        n = p.step - log_step
+                        self._log_scalars({k: v / n for k, v in sums.items()}, n / max(now - log_t0, 1e-9),
+                                          frames.shape[0] * self.world * frames.shape[1])
+                        sums, log_t0, log_step = {}, now, p.step
+                    if t.dead_code_window and p.step % t.dead_code_window == 0:
+                        self._reset_dead_codes(step)
+                    if t.image_every and p.step % t.image_every == 0 and self.is_main:
+                        self._log_images(frames, aux)
+                    if stop_all:
+                        stopped = signal.Signals(stop.signal).name if stop.signal else "signal on another rank"
+                        break
+                    if p.step % t.checkpoint_every == 0 and p.step < t.steps:
+                        self._save_checkpoint()
+                self._save_checkpoint()
+            finally:
+                bar.close()
+                batches.close()
+        session = time.perf_counter() - self._session_start
+        steps_run = p.step - start_step
+        sps = steps_run / session if steps_run and session > 0 else None
+        n_obs_last = int(self.mcfg.num_obs(max(p.step - 1, 0)))
+        metrics = {
+            "step": p.step, "steps_run": steps_run, "steps_per_s": sps,
+            "frames_per_s": sps * self.batch * n_obs_last if sps else None,
+            "wall_time_s": p.wall_time, "final_losses": last, "interrupted": stopped,
+            "perceptual": self.perceptual, "world_size": self.world, "batch_size": self.batch,
+            "device": str(self.device), "dead_codes_reset": p.dead_codes_reset,
+            "checkpoint": str(self.run_dir / "checkpoint.pt"), "rank": self.rank,
+        }
+        if self.is_main:
+            atomic_write_json(self.run_dir / "metrics.json", _jsonable(metrics))
+            if self.writer is not None:
+                self.writer.close()
+            logger.info("%s at step %d (%.2f steps/s): %s", f"stopped by {stopped}" if stopped else "finished",
+                        p.step, sps or 0.0, ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+        return metrics
+
+    def _reduce_terms(self, total: torch.Tensor, terms: dict[str, torch.Tensor],
+                      stop: bool) -> tuple[dict[str, float], bool]:
+        """Scalar terms averaged over ranks, and whether any rank asked to stop (one all-reduce)."""
+        names = ["total"] + [k for k in terms if k != "total"]
+        vec = torch.stack([total.detach().float().reshape(())] +
+                          [torch.as_tensor(terms[k]).detach().float().reshape(()).to(total.device)
+                           for k in names[1:]] +
+                          [torch.tensor(float(stop), device=total.device)])
+        if self.world > 1:
+            dist.all_reduce(vec)
+            vec[:-1] /= self.world
+        values = vec.cpu().tolist()
+        return dict(zip(names, values[:-1])), values[-1] > 0
+
+    def _count_codes(self, aux: dict[str, torch.Tensor]) -> None:
+        codes = aux.get("codes") if isinstance(aux, dict) else None
+        if codes is None or self.progress.code_counts is None or self.num_codes is None:
+            return
+        counts = torch.bincount(codes.detach().reshape(-1).long().cpu(), minlength=self.num_codes)
+        self.progress.code_counts += counts[: self.num_codes]
+
+    def _reset_dead_codes(self, step: int) -> None:
+        """Re-initialise VQ codes unused over the last window (all ranks, identically)."""
+        p = self.progress
+        if p.code_counts is None or not hasattr(self.model, "reset_dead_codes"):
+            return
+        counts = p.code_counts.clone()
+        p.code_counts.zero_()
+        if self.world > 1:
+            dist.all_reduce(counts)
+        lma_active = getattr(self.mcfg, "lma_active", None)
+        if lma_active is not None and not lma_active(step):
+            return  # GMA pretraining: the codes get no gradient yet
+        n = int(self.model.reset_dead_codes(counts.to(self.device)))
+        if n and self.world > 1:  # any randomness in the re-initialisation: rank 0's result wins
+            with torch.no_grad():
+                for v in self.model.state_dict().values():
+                    dist.broadcast(v, 0)
+        p.dead_codes_reset += n
+        if self.is_main:
+            used = int((counts > 0).sum())
+            self.writer.add_scalar("metrics/dead_codes_reset", n, p.step)
+            self.writer.add_scalar("metrics/codes_used_window", used / max(self.num_codes or 1, 1), p.step)
+            if n:
+                logger.info("step %d: re-initialised %d unused VQ codes (%d of %d used in the last %d steps)",
+                            p.step, n, used, self.num_codes, self.cfg.train.dead_code_window)
+
+    # ------------------------------------------------------------------ logging
+    def _log_scalars(self, means: dict[str, float], sps: float, frames_per_step: int) -> None:
+        if not self.is_main:
+            return
+        w, step = self.writer, self.progress.step
+        for k, v in means.items():
+            group = "metrics" if k.startswith("vq_") else "losses"
+            w.add_scalar(f"{group}/{k}", v, step)
+        w.add_scalar("charts/learning_rate", self.optimizer.param_groups[0]["lr"], step)
+        w.add_scalar("charts/SPS", sps, step)
+        w.add_scalar("charts/frames_per_s", sps * frames_per_step, step)
+        w.add_scalar("charts/epoch", self.progress.epoch, step)
+        if hasattr(self.mcfg, "num_gt"):
+            w.add_scalar("charts/num_gt", self.mcfg.num_gt(step - 1), step)
+            w.add_scalar("charts/num_obs", self.mcfg.num_obs(step - 1), step)
+
+    def _log_images(self, frames: torch.Tensor, aux: dict[str, torch.Tensor]) -> None:
+        """Masks, foregrounds, inpainted backgrounds (images) and reconstructed / generated videos."""
+        w, step = self.writer, self.progress.step
+        n = min(2, frames.shape[0])
+        real = _to01(frames[:n].detach().cpu())  # (n, T, 3, H, W) in [0, 1]
+        for key, tag in (("mask", "masks"), ("fg", "foregrounds"), ("bg", "backgrounds")):
+            if key in aux:
+                x = aux[key][:n].detach().cpu().float()
+                x = x.clamp(0, 1).expand(*x.shape[:2], 3, *x.shape[3:]) if key == "mask" else _to01(x)
+                w.add_image(f"images/{tag}", _strip([*real, *x]), step)  # rows: real clips, then this part
+        videos: dict[str, torch.Tensor] = {}
+        if "composite" in aux:
+            comp = _to01(aux["composite"][:n].detach().cpu())  # (n, T-1, 3, H, W)
+            videos["reconstruction"] = torch.cat([real[:, 1:1 + comp.shape[1]], comp], dim=-1)  # (n, T-1, 3, H, 2W)
+        if hasattr(self.model, "generate") and not getattr(self, "_generate_failed", False):
+            try:
+                with _preserve_rng():
+                    self.model.eval()
+                    gen, _masks = self.model.generate(real.to(self.device))  # (n, T, 3, H, W) in [0, 1]
+            except Exception:  # noqa: BLE001 - a sample video must never end a long run
+                logger.exception("model.generate failed; sample videos are off for this run")
+                self._generate_failed = True
+            else:
+                videos["generated"] = torch.cat([real, gen.detach().float().cpu().clamp(0, 1)], dim=-1)
+            finally:
+                self.model.train()
+        for name, vid in videos.items():  # left: real, right: model
+            if _have_moviepy():
+                w.add_video(f"videos/{name}", vid, step, fps=4)
+            else:  # add_video needs moviepy; a frame strip shows the same
+                w.add_image(f"videos/{name}_strip", _strip(list(vid)), step)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _env_batches(self) -> list[torch.Tensor]:
+        """Fixed train clips (evenly spread over the split) for the shift-grid estimate: list of (B, T, 3, H, W)."""
+        if getattr(self, "_env_clips", None) is None:
+            n = min(len(self.dataset), self.cfg.train.env_info_batches * self.batch)
+            idx = np.unique(np.linspace(0, len(self.dataset) - 1, n).round().astype(int)) if n else []
+            clips = [self.dataset[int(i)]["frames"] for i in idx]  # each (T, 3, H, W) uint8
+            self._env_clips = [torch.stack(clips[i:i + self.batch]) for i in range(0, len(clips), self.batch)]
+        return self._env_clips
+
+    def _env_info(self) -> dict[str, Any]:
+        with _preserve_rng():
+            info = compute_env_info(
+                self.model, self._env_batches(), self.cfg.data.path, self.clip_len, self.frame_skip, self.device,
+                EnvInfoConfig(max_start_frames=self.cfg.train.start_frames) if self.cfg.train.start_frames
+                else EnvInfoConfig(), start_frames=self.start_frames)
+        if self.cfg.train.start_frames == 0:
+            info["start_frames"] = info["start_frames"][:0]
+        self.start_frames = info["start_frames"]
+        return info
+
+    def _save_checkpoint(self) -> None:
+        """Write run_dir/checkpoint.pt (rank 0); every rank contributes its RNG state."""
+        p = self.progress
+        p.wall_time = self._wall_base + (time.perf_counter() - self._session_start)
+        states: list[Any] = [_rng_state()]
+        if self.world > 1:
+            states = [None] * self.world
+            dist.all_gather_object(states, _rng_state())
+        if not self.is_main:
+            return
+        h, w = self.manifest["height"], self.manifest["width"]
+        card = {
+            "dataset": str(Path(self.cfg.data.path).resolve()), "source": self.manifest.get("source"),
+            "generator": self.manifest.get("generator"), "resolution": [h, w], "frame_skip": self.frame_skip,
+            "model": self.cfg.model.name, "preset": self.cfg.model.preset, "steps": p.step,
+            "batch_size": self.batch, "world_size": self.world, "wall_time_s": round(p.wall_time, 2),
+            "hardware": hardware_string(self.device), "torch": torch.__version__, "perceptual": self.perceptual,
+            "eval": None,
+        }
+        payload = {
+            "model": self.cfg.model.name, "model_config": self.mcfg.to_dict(), "state_dict": self.model.state_dict(),
+            "step": p.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": {"world_size": self.world, "states": states,
+                    "sampler": {"epoch": p.epoch, "batch": p.batch_in_epoch}},
+            "trainer": p.to_dict(), "run_config": self.cfg.to_dict(), "env_info": self._env_info(),
+            "perceptual": self.perceptual, "card": card,
+        }
+        path = save_checkpoint(self.run_dir / "checkpoint.pt", payload)
+        if self.cfg.train.keep_checkpoints:
+            atomic_write_bytes(self.run_dir / f"checkpoint_step{p.step}.pt", path.read_bytes())
+        logger.debug("checkpoint at step %d -> %s", p.step, path)
+
+
+def _worker_init(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C: the main process saves a checkpoint and then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def compose_run_config(argv: list[str]) -> DictConfig:
+    """Compose ``configs/`` with ``key=value`` overrides; with ``resume=true`` the saved run config comes first.
+
+    Resuming ``run_dir=DIR`` starts from DIR/config.yaml, so ``glassworld train resume=true run_dir=DIR`` needs
+    no other argument; overrides given on the command line (e.g. ``train.steps=N``) still apply.
+    """
+    from .config import compose, configs_dir
+
+    cfg = compose(argv)
+    if cfg.get("resume") and cfg.get("run_dir"):
+        saved = Path(cfg.run_dir) / "config.yaml"
+        if saved.exists():
+            groups = {p.name for p in configs_dir().iterdir() if p.is_dir()}  # model=glass picks a file, not a value
+            values = [a.lstrip("+") for a in argv if "=" in a and not a.startswith("~")]
+            user = OmegaConf.from_dotlist([a for a in values if a.split("=", 1)[0] not in groups])
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(saved), user)
+    return cfg
+
+
+def cli_main(argv: list[str]) -> int:
+    """``glassworld train key=value ...``; exit code 0, 130 after Ctrl-C (checkpoint saved), 2 on bad input."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        cfg = compose_run_config(argv)
+        metrics = train(cfg)
+    except DatasetError as e:
+        print(f"glassworld train: error: {e}", file=sys.stderr)
+        return 2
+    if metrics.get("rank", 0) == 0:
+        print(json.dumps(_jsonable({k: metrics[k] for k in ("step", "steps_per_s", "final_losses", "checkpoint",
+                                                              "interrupted")}), indent=1))
+    if not metrics["interrupted"]:
+        return 0
+    return 130 if metrics["interrupted"] == "SIGINT" else 143
