@@ -1,0 +1,111 @@
+"""Shared pieces of ``glassworld agent`` and ``glassworld agent-eval``: making envs and playing episodes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+import envs  # noqa: F401 - registers the glassworld ids
+from envs.vector import TaskVectorEnv
+from worldmodel.data.format import DatasetError, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DreamSpec:
+    """Which dream to play: a registered id plus overrides (``configs/agent*.yaml`` top-level keys)."""
+
+    env: str = "GlassWorld-v0"
+    checkpoint: str | None = None  # required for GlassWorld-v0; overrides a shipped id's own file
+    task: str | None = None  # None: the id's default (reach)
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None  # None: the id's registration
+    device: str = "auto"
+
+
+def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step") -> TaskVectorEnv:
+    """The batched dream of ``spec`` (one clear error for unknown ids and missing checkpoints)."""
+    if spec.env not in gym.registry:
+        known = [i for i in gym.registry if i.startswith("Glass")]
+        raise DatasetError(f"unknown env {spec.env!r}; glassworld envs: {known} (env=ID)")
+    kwargs: dict[str, Any] = {"device": spec.device, "autoreset_mode": autoreset_mode}
+    if spec.checkpoint:
+        kwargs["checkpoint"] = str(spec.checkpoint)
+    elif spec.env == "GlassWorld-v0":
+        raise DatasetError("env=GlassWorld-v0 needs checkpoint=PATH (a model trained with `glassworld train`)")
+    if spec.task:
+        kwargs["task"] = spec.task
+    if spec.task_kwargs:
+        kwargs["task_kwargs"] = dict(spec.task_kwargs)
+    if spec.max_episode_steps:
+        kwargs["max_episode_steps"] = int(spec.max_episode_steps)
+    try:
+        return gym.make_vec(spec.env, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    except FileNotFoundError as e:
+        raise DatasetError(str(e)) from None
+
+
+def episode_limit(venv: TaskVectorEnv) -> int | None:
+    return getattr(venv, "max_episode_steps", None)
+
+
+@dataclass
+class EpisodeStats:
+    """Results of :func:`run_episodes`."""
+
+    episodes: int
+    success_rate: float  # share of episodes that ended by arrival (reach) / on target at the end (track)
+    mean_return: float
+    std_return: float
+    mean_length: float
+    returns: list[float] = field(repr=False, default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "returns"} | {"returns": self.returns}
+
+
+def run_episodes(venv: TaskVectorEnv, policy: Any, episodes: int, seed: int = 0,
+                 deterministic: bool = True) -> EpisodeStats:
+    """Play ``episodes`` episodes with ``policy.predict`` in a same-step-autoreset vector env (dream or real).
+
+    Every env plays ``ceil(episodes / num_envs)`` episodes and the first ``episodes`` in env order are kept,
+    so short episodes are not over-represented (as SB3's ``evaluate_policy``).
+    """
+    n = venv.num_envs
+    per_env = -(-episodes // n)
+    obs, _ = venv.reset(seed=seed)
+    ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    done_eps: list[list[tuple[float, bool, int]]] = [[] for _ in range(n)]
+    if hasattr(policy, "reset"):
+        policy.reset()
+    while min(len(d) for d in done_eps) < per_env:
+        action, _ = policy.predict(obs, deterministic=deterministic)
+        obs, reward, term, trunc, info = venv.step(np.asarray(action, dtype=np.int64))
+        ret += reward
+        length += 1
+        for i in np.flatnonzero(term | trunc):
+            success = bool(info["final_info"]["is_success"][i])
+            if len(done_eps[i]) < per_env:
+                done_eps[i].append((float(ret[i]), success, int(length[i])))
+            ret[i], length[i] = 0.0, 0
+    flat = [e for d in done_eps for e in d][:episodes]
+    r = np.array([e[0] for e in flat])
+    return EpisodeStats(episodes=len(flat), success_rate=float(np.mean([e[1] for e in flat])),
+                        mean_return=float(r.mean()), std_return=float(r.std()),
+                        mean_length=float(np.mean([e[2] for e in flat])), returns=r.round(4).tolist())
+
+
+def to_plain(cfg: DictConfig | dict) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=1) + "\n").encode())

@@ -1,0 +1,195 @@
+"""``glassworld agent-eval``: play a policy in the dream and in the real game, and compare.
+
+Usage (``key=value`` overrides of ``configs/agent_eval.yaml``)::
+
+    glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassWorld-v0 checkpoint=MODEL.pt episodes=32
+    glassworld agent-eval policy=planner env=GlassTennis-v0 real=true episodes=16
+    glassworld agent-eval policy=random env=GlassBreakout-v0 real=true +task_kwargs.target_axes=x
+
+``policy``: a zip saved by ``glassworld agent`` (PPO or A2C), ``planner`` (:class:`agents.planner.CEMPlanner`
+imagining in the model) or ``random``. With ``real=true`` the same policy plays the ALE game the model was
+trained on (:class:`envs.real.RealGameVectorEnv`: same observation size, same task, agent position from RAM),
+its (shift, code) actions turned into joystick actions by a map learned from labelled real transitions
+(:mod:`agents.mapping`). Success rate and return are printed side by side for the dream and the real game.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worldmodel.data.format import DatasetError
+
+from .common import DreamSpec, make_dream, run_episodes, to_plain, write_json
+from .planner import CEMPlanner, PlannerConfig, RandomPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MappingOptions:
+    steps: int = 400
+    clip_len: int = 8
+    seed: int = 0
+
+
+@dataclass
+class PlannerOptions:
+    horizon: int = 8
+    population: int = 64
+    elites: int = 8
+    iterations: int = 3
+
+
+@dataclass
+class EvalAgentConfig:
+    """``configs/agent_eval.yaml`` as a dataclass."""
+
+    policy: str = "random"
+    env: str = "GlassWorld-v0"
+    checkpoint: str | None = None
+    task: str | None = None
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+    episodes: int = 16
+    n_envs: int = 4
+    deterministic: bool = True
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None = torch's default (1 is fastest on a busy machine)
+    real: bool = False
+    game: str | None = None
+    action_map: str = "learned"
+    mapping: MappingOptions = field(default_factory=MappingOptions)
+    planner: PlannerOptions = field(default_factory=PlannerOptions)
+    out: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalAgentConfig:
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise DatasetError(f"unknown agent-eval option(s) {bad}; known: {sorted(known)}")
+        mapping = MappingOptions(**(d.pop("mapping", None) or {}))
+        planner = PlannerOptions(**(d.pop("planner", None) or {}))
+        d["task_kwargs"] = dict(d.get("task_kwargs") or {})
+        cfg = cls(**d, mapping=mapping, planner=planner)
+        if cfg.episodes < 1 or cfg.n_envs < 1:
+            raise DatasetError("episodes and n_envs must be >= 1")
+        if cfg.action_map not in ("learned", "heuristic"):
+            raise DatasetError(f"action_map must be learned or heuristic, got {cfg.action_map!r}")
+        return cfg
+
+    def dream(self) -> DreamSpec:
+        return DreamSpec(env=self.env, checkpoint=self.checkpoint, task=self.task, task_kwargs=self.task_kwargs,
+                         max_episode_steps=self.max_episode_steps, device=self.device)
+
+
+def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
+    """``random`` | ``planner`` | a path to an SB3 zip (PPO or A2C) -> an object with ``predict``."""
+    if name == "random":
+        return RandomPolicy(venv.single_action_space.nvec, seed=cfg.seed)
+    if name == "planner":
+        return CEMPlanner(venv, model=model, cfg=PlannerConfig(**dataclasses.asdict(cfg.planner), seed=cfg.seed))
+    path = Path(name)
+    if not path.is_file():
+        raise DatasetError(f"policy {name!r} is neither random, planner nor a policy file (policy=PATH.zip)")
+    from stable_baselines3 import A2C, PPO
+
+    algo = _algo_of(path)
+    cls = {"a2c": A2C, "ppo": PPO}.get(algo, PPO)
+    try:
+        return cls.load(path, device="cpu")
+    except Exception as e:  # noqa: BLE001 - SB3 raises many types for a wrong file
+        raise DatasetError(f"cannot load policy {path} as {cls.__name__} ({type(e).__name__}: {e})") from None
+
+
+def _algo_of(path: Path) -> str:
+    """The algorithm a policy zip was trained with, from the ``agent.json`` beside it (default ppo)."""
+    import json
+
+    meta = path.parent / "agent.json"
+    if meta.is_file():
+        return str(json.loads(meta.read_text()).get("algo", "ppo"))
+    return "ppo"
+
+
+def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:
+    """Play ``cfg.policy`` in the dream (and the real game when ``cfg.real``); returns the results dict."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
+    dream = make_dream(cfg.dream(), cfg.n_envs, "same_step")
+    model = dream.model
+    results: dict[str, Any] = {"policy": cfg.policy, "env": cfg.env, "task": dream.task.name,
+                               "episodes": cfg.episodes, "max_episode_steps": dream.max_episode_steps}
+    policy = load_policy(cfg.policy, dream, model, cfg)
+    log.info("dream: %d episodes of %s", cfg.episodes, cfg.policy)
+    results["dream"] = run_episodes(dream, policy, cfg.episodes, cfg.seed, cfg.deterministic).to_dict()
+    if cfg.real:
+        from envs.real import RealGameVectorEnv
+
+        from .mapping import MappingConfig, load_or_learn_action_map
+
+        kw = dict(task=dream.task.name, task_kwargs=cfg.task_kwargs or None,
+                  max_episode_steps=dream.max_episode_steps, autoreset_mode="same_step", game=cfg.game)
+        real = RealGameVectorEnv.for_model(model, cfg.n_envs, **kw)
+        if cfg.action_map == "learned":
+            m = cfg.mapping
+            collector = RealGameVectorEnv.for_model(model, cfg.n_envs, **kw)
+            amap = load_or_learn_action_map(model, collector, dream.config.checkpoint,
+                                            MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
+            collector.close()
+            real.core.set_action_map(amap.table)
+            results["action_map"] = amap.to_dict()
+            for line in amap.describe(*dream.action_meanings):
+                log.info("action map: %s", line)
+        else:
+            results["action_map"] = {"source": "heuristic", "table": real.core.action_map.tolist()}
+        results["real_game"] = real.game_config.game
+        real_policy = load_policy(cfg.policy, real, model, cfg)
+        log.info("real %s: %d episodes of %s", real.game_config.game, cfg.episodes, cfg.policy)
+        results["real"] = run_episodes(real, real_policy, cfg.episodes, cfg.seed, cfg.deterministic).to_dict()
+        real.close()
+    dream.close()
+    if cfg.out:
+        write_json(Path(cfg.out), results)
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    cols = [("dream", results["dream"])] + ([("real", results["real"])] if "real" in results else [])
+    lines = [f"policy {results['policy']} on {results['env']} (task {results['task']}, "
+             f"{results['episodes']} episodes, limit {results['max_episode_steps']} steps)",
+             f"{'':>14}" + "".join(f"{name:>18}" for name, _ in cols)]
+    for key, label, fmt in (("success_rate", "success rate", "{:.1%}"), ("mean_return", "mean return", "{:.3f}"),
+                            ("std_return", "std return", "{:.3f}"), ("mean_length", "mean length", "{:.1f}")):
+        lines.append(f"{label:>14}" + "".join(f"{fmt.format(s[key]):>18}" for _, s in cols))
+    if "action_map" in results and "agreement" in results["action_map"]:
+        am = results["action_map"]
+        lines.append(f"action map: learned from {am['transitions']} real transitions, "
+                     f"agreement {100 * am['agreement']:.1f}%")
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    from worldmodel.config import compose
+
+    try:
+        cfg = EvalAgentConfig.from_dict(to_plain(compose(list(argv), config_name="agent_eval")))
+        results = evaluate(cfg)
+    except (DatasetError, ValueError, FileNotFoundError) as e:
+        print(f"glassworld agent-eval: error: {e}", file=sys.stderr)
+        return 2
+    print(format_results(results))
+    return 0
+

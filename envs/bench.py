@@ -1,0 +1,192 @@
+"""Speed of the dream vs the real game: batched dream env steps/s at several N, and ALE Tennis steps/s.
+
+Run it with ``python scripts/bench_env.py`` (or, once wired, ``glassworld bench env``). A dream step costs the
+same whatever the weights are, so without a checkpoint an untrained model of the chosen preset is timed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .dream import GlassWorldVectorEnv, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchEnvConfig:
+    """What ``bench env`` times."""
+
+    checkpoint: str | None = None  # None: an untrained `model`/`preset` at height x width
+    model: str = "glass"
+    preset: str = "cpu"
+    height: int = 96
+    width: int = 128
+    num_envs: list[int] = field(default_factory=lambda: [1, 16, 64, 256])
+    devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])  # cuda is skipped without a GPU
+    seconds: float = 5.0  # timing budget per (device, N), after warm-up
+    warmup: int = 2  # untimed vector steps first
+    min_steps: int = 3  # timed vector steps at least
+    ale_seconds: float = 5.0  # timing budget of each ALE measurement
+    task: str = "reach"
+    max_episode_steps: int = 200  # resets happen as in training
+    threads: int | None = None  # torch CPU threads; None = torch's default
+    seed: int = 0
+
+
+def _untrained_model(cfg: BenchEnvConfig, device: torch.device) -> Any:
+    from worldmodel.models import build_model
+
+    model = build_model(cfg.model, cfg.preset, cfg.height, cfg.width, {}).to(device).eval()
+    g = torch.Generator().manual_seed(cfg.seed)
+    start = torch.randint(0, 256, (8, 3, cfg.height, cfg.width), generator=g, dtype=torch.uint8)
+    if hasattr(model, "set_env_info"):
+        model.set_env_info({"start_frames": start})
+    else:
+        model.start_frames = start.to(device)
+    return model
+
+
+def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict[str, float]:
+    """Env steps/s of :class:`GlassWorldVectorEnv` with ``num_envs`` envs and random actions."""
+    if cfg.checkpoint:
+        env = GlassWorldVectorEnv(num_envs, cfg.checkpoint, task=cfg.task, device=str(device),
+                                  max_episode_steps=cfg.max_episode_steps)
+    else:
+        env = GlassWorldVectorEnv(num_envs, model=_untrained_model(cfg, device), task=cfg.task,
+                                  max_episode_steps=cfg.max_episode_steps)
+    rng = np.random.default_rng(cfg.seed)
+    env.reset(seed=cfg.seed)
+    nvec = env.single_action_space.nvec
+
+    def step() -> None:
+        env.step(rng.integers(0, nvec, size=(num_envs, 2)))
+
+    for _ in range(cfg.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    steps, t0 = 0, time.perf_counter()
+    while steps < cfg.min_steps or time.perf_counter() - t0 < cfg.seconds:
+        step()  # each step ends with the observation on the host, so no extra synchronisation is needed
+        steps += 1
+    dt = time.perf_counter() - t0
+    env.close()
+    return {"env_steps_per_s": steps * num_envs / dt, "vector_steps_per_s": steps / dt,
+            "ms_per_vector_step": 1000 * dt / steps, "timed_vector_steps": steps}
+
+
+def time_ale_tennis(seconds: float, seed: int = 0) -> dict[str, float]:
+    """ALE Tennis steps/s three ways: Gymnasium's ``ALE/Tennis-v5`` (frameskip 4, RGB observations), the bare
+    ``ALEInterface`` (4 frames + screen per step) and glassworld's real-game env (1 env, cropped and resized)."""
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    out: dict[str, float] = {}
+    env = gym.make("ALE/Tennis-v5")
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        steps += 1
+        if term or trunc:
+            env.reset()
+    out["gym_v5_steps_per_s"] = steps / (time.perf_counter() - t0)
+    env.close()
+
+    from ale_py import ALEInterface, LoggerMode, roms
+
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    ale = ALEInterface()
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.loadROM(str(roms.get_rom_path("tennis")))
+    actions = ale.getMinimalActionSet()
+    rng = np.random.default_rng(seed)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a = actions[int(rng.integers(len(actions)))]
+        for _ in range(4):
+            ale.act(a)
+        ale.getScreenRGB()
+        steps += 1
+        if ale.game_over():
+            ale.reset_game()
+    out["ale_interface_steps_per_s"] = steps / (time.perf_counter() - t0)
+
+    from worldmodel.envinfo import SHIFT_NAMES
+
+    from .real import RealGameConfig, RealGameVectorEnv
+
+    real = RealGameVectorEnv(1, 96, 128, SHIFT_NAMES, ["code 0"], RealGameConfig("Tennis"), task="reach",
+                             max_episode_steps=200)
+    real.reset(seed=seed)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        real.step(rng.integers(0, [9, 1], size=(1, 2)))
+        steps += 1
+    out["glassworld_real_env_steps_per_s"] = steps / (time.perf_counter() - t0)
+    real.close()
+    return out
+
+
+def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
+    """Time the dream on each available device and N, and ALE Tennis, in one run; ratios dream / ALE."""
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
+    result: dict[str, Any] = {
+        "config": asdict(cfg),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "platform": platform.platform(), "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "loadavg_1m_start": round(load[0], 2)},
+        "dream": {},
+    }
+    log.info("timing ALE Tennis")
+    ale = time_ale_tennis(cfg.ale_seconds, cfg.seed)
+    result["ale_tennis"] = ale
+    reference = ale["gym_v5_steps_per_s"]
+    result["ratios_vs_gym_ale_tennis"] = {}
+    for dev_name in cfg.devices:
+        if dev_name.startswith("cuda") and not torch.cuda.is_available():
+            log.info("no CUDA device: skipping %s", dev_name)
+            continue
+        device = resolve_device(dev_name)
+        result["dream"][dev_name] = {}
+        result["ratios_vs_gym_ale_tennis"][dev_name] = {}
+        for n in cfg.num_envs:
+            log.info("timing the dream on %s with N=%d", dev_name, n)
+            r = time_dream(cfg, device, n)
+            result["dream"][dev_name][str(n)] = r
+            result["ratios_vs_gym_ale_tennis"][dev_name][str(n)] = r["env_steps_per_s"] / reference
+    cpu64 = result["dream"].get("cpu", {}).get("64")
+    result["target"] = {"rule": "dream env steps/s at N=64 on CPU >= ALE/Tennis-v5 steps/s",
+                        "dream_cpu_n64": None if cpu64 is None else cpu64["env_steps_per_s"],
+                        "ale_tennis": reference,
+                        "met": None if cpu64 is None else bool(cpu64["env_steps_per_s"] >= reference)}
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
+    result["machine"]["loadavg_1m_end"] = round(load[0], 2)
+    return result
+
+
+def config_from_dict(d: dict[str, Any]) -> BenchEnvConfig:
+    """A :class:`BenchEnvConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
+    error for unknown keys. This is the hook for ``glassworld bench env`` (worldmodel resolves this module by
+    name at run time, so it never imports envs itself)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(BenchEnvConfig)}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ValueError(f"unknown bench env option(s) {bad}; known: {sorted(known)}")
+    return BenchEnvConfig(**{k: v for k, v in d.items() if v is not None})

@@ -1,0 +1,244 @@
+"""The vector interface shared by the dream and the real game: batched tensor cores behind one Gymnasium VectorEnv.
+
+A *core* (:class:`BatchedCore`) holds N episodes as tensors on a device and knows how to reset rows and step
+rows; :class:`TaskVectorEnv` turns any core into a Gymnasium :class:`~gymnasium.vector.VectorEnv` with
+autoreset, time limits, Gymnasium-style infos and rendering. The dream (:class:`envs.dream.DreamCore`) and the
+real ALE game (:class:`envs.real.RealCore`) are both cores, so agents, evaluation and the viewer never branch
+on which one they hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from .render import PygameWindow, tile_frames
+from .tasks import Task, TaskState
+
+RENDER_FPS = 15
+
+
+class BatchedCore(Protocol):
+    """N episodes as tensors (see :class:`envs.dream.DreamCore` for the reference implementation)."""
+
+    num_envs: int
+    device: torch.device
+    task: Task
+    task_state: TaskState  # (N, ...) tensors
+    frames: torch.Tensor  # (N, H, W, 3) uint8, the last frames without the task marker
+    bank_index: np.ndarray  # (N,) int64 start-bank index of each episode (-1 = none)
+
+    def seed(self, rng: np.random.Generator) -> None: ...
+
+    def reset(self, rng: np.random.Generator, rows: torch.Tensor | None = None,
+              options: dict[str, Any] | None = None) -> None: ...
+
+    def step(self, action: torch.Tensor, rows: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def observation(self) -> torch.Tensor: ...
+
+    def info_tensors(self) -> dict[str, torch.Tensor]: ...
+
+
+def check_actions(action: Any, nvec: np.ndarray, batch: int | None) -> np.ndarray:
+    """Validate (shift, code) actions; returns an int64 array of shape (2,) or (batch, 2).
+
+    One clear ValueError for a wrong shape, a non-integer dtype or an out-of-range value.
+    """
+    want = (2,) if batch is None else (batch, 2)
+    arr = np.asarray(action)
+    if arr.shape != want:
+        raise ValueError(f"action must have shape {want} = (shift index, code index)"
+                         f"{'' if batch is None else ' per env'}, got shape {arr.shape}: {action!r}"[:300])
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"action must be integers (shift index, code index), got dtype {arr.dtype}: "
+                         f"{action!r}"[:300])
+    arr = arr.astype(np.int64, copy=False)
+    bad = (arr < 0) | (arr >= nvec)
+    if bad.any():
+        raise ValueError(f"action out of range: shift must be in [0, {nvec[0]}) and code in [0, {nvec[1]}), "
+                         f"got {arr.tolist()}"[:300])
+    return arr
+
+
+def take_rows(state: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rows ``idx`` (k,) of every tensor of a batched state."""
+    return {k: v.index_select(0, idx.to(v.device)) for k, v in state.items()}
+
+
+def put_rows(state: dict[str, torch.Tensor], idx: torch.Tensor, rows: dict[str, torch.Tensor]
+             ) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` with rows ``idx`` (k,) replaced by ``rows`` (k, ...): a masked reset, no Python loop."""
+    assert state.keys() == rows.keys(), f"state keys differ: {sorted(state)} vs {sorted(rows)}"
+    return {k: v.index_copy(0, idx.to(v.device), rows[k].to(v.dtype)) for k, v in state.items()}
+
+
+def infos_to_numpy(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Move info tensors (N, ...) to numpy in one transfer (columns packed as float32, then split)."""
+    keys = list(tensors)
+    cols = [tensors[k].reshape(tensors[k].shape[0], -1).float() for k in keys]  # (N, c_k)
+    packed = torch.cat(cols, dim=1).cpu().numpy()  # (N, sum c_k)
+    out, i = {}, 0
+    for k, c in zip(keys, cols):
+        v = packed[:, i:i + c.shape[1]].reshape(tensors[k].shape)
+        out[k] = v.astype(bool) if tensors[k].dtype == torch.bool else v
+        i += c.shape[1]
+    return out
+
+
+def parse_autoreset(mode: str | AutoresetMode) -> AutoresetMode:
+    """``"next_step"`` / ``"same_step"`` (or the enum) -> :class:`AutoresetMode`."""
+    if isinstance(mode, AutoresetMode):
+        if mode == AutoresetMode.DISABLED:
+            raise ValueError("autoreset_mode must be next_step or same_step, not disabled")
+        return mode
+    names = {"next_step": AutoresetMode.NEXT_STEP, "nextstep": AutoresetMode.NEXT_STEP,
+             "same_step": AutoresetMode.SAME_STEP, "samestep": AutoresetMode.SAME_STEP}
+    key = str(mode).lower().replace("-", "_")
+    if key not in names:
+        raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step', got {mode!r}")
+    return names[key]
+
+
+class TaskVectorEnv(VectorEnv):
+    """A Gymnasium vector env over a :class:`BatchedCore` with (shift, code) actions.
+
+    Autoreset (``metadata["autoreset_mode"]``): ``"next_step"`` (Gymnasium's default: the step after an
+    episode ends returns the new episode's first observation, reward 0, and ignores that env's action) or
+    ``"same_step"`` (the finished env restarts within the step; its last observation and info are in
+    ``info["final_obs"]`` / ``info["final_info"]``, which is what SB3 needs, see :mod:`agents.sb3`).
+    Finished envs are reset by index in one batched call (no Python loop over envs); truncation after
+    ``max_episode_steps`` happens here (wrappers cannot be applied to a vector entry point). Observations and
+    infos go to numpy once per step.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS,
+                "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def _setup(self, core: BatchedCore, single_observation_space: spaces.Box,
+               single_action_space: spaces.MultiDiscrete, action_meanings: tuple[list[str], list[str]],
+               max_episode_steps: int | None, autoreset_mode: str | AutoresetMode, render_mode: str | None,
+               render_scale: int, title: str) -> None:
+        mode = parse_autoreset(autoreset_mode)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.core = core
+        self.task = core.task
+        self.num_envs = core.num_envs
+        self.single_observation_space, self.single_action_space = single_observation_space, single_action_space
+        self._nvec = np.asarray(single_action_space.nvec, dtype=np.int64)
+        self.observation_space = batch_space(single_observation_space, self.num_envs)
+        self.action_space = batch_space(single_action_space, self.num_envs)
+        self.action_meanings = action_meanings
+        self.max_episode_steps = max_episode_steps
+        self.render_mode, self.render_scale, self._title = render_mode, int(render_scale), title
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._obs: np.ndarray | None = None
+        self._window: PygameWindow | None = None
+        self._seeded = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.core.device
+
+    @property
+    def task_state(self) -> TaskState:
+        return self.core.task_state
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)  # (re)seeds self.np_random when seed is given
+        if seed is not None or not self._seeded:
+            self.core.seed(self.np_random)
+            self._seeded = True
+        self.core.reset(self.np_random, None, options)
+        self._elapsed[:] = 0
+        self._autoreset[:] = False
+        self._obs = self.core.observation().cpu().numpy()
+        info = self._vector_info(infos_to_numpy(self.core.info_tensors()))
+        if self.render_mode == "human":
+            self.render()
+        return self._obs, info
+
+    def _rows(self, mask: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.flatnonzero(mask), dtype=torch.long, device=self.device)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call envs.reset() before envs.step()")
+        act = torch.as_tensor(check_actions(actions, self._nvec, self.num_envs), device=self.device)  # (N, 2)
+        core = self.core
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset.any():
+            restart = self._autoreset.copy()
+            core.reset(self.np_random, self._rows(restart))
+            reward, terminated = core.step(act, self._rows(~restart))
+            self._elapsed[restart] = 0
+        else:
+            restart = np.zeros(self.num_envs, dtype=bool)
+            reward, terminated = core.step(act)
+        self._elapsed[~restart] += 1
+        info_t = core.info_tensors()
+        info_t["reward"], info_t["terminated"] = reward, terminated
+        info = infos_to_numpy(info_t)  # one transfer for all per-env scalars
+        reward_np, term_np = info.pop("reward").astype(np.float32), info.pop("terminated")
+        trunc_np = np.zeros(self.num_envs, dtype=bool)
+        if self.max_episode_steps is not None:
+            trunc_np = (self._elapsed >= self.max_episode_steps) & ~term_np
+        done = term_np | trunc_np
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            final_obs_np = core.observation().cpu().numpy()
+            final_info = info
+            core.reset(self.np_random, self._rows(done))
+            self._elapsed[done] = 0
+            self._obs = core.observation().cpu().numpy()
+            out_info = self._vector_info(infos_to_numpy(core.info_tensors()))
+            final = np.full(self.num_envs, None, dtype=object)  # Gymnasium's format: per-env objects
+            for i in np.flatnonzero(done):
+                final[i] = final_obs_np[i]
+            out_info["final_obs"], out_info["_final_obs"] = final, done.copy()
+            out_info["final_info"], out_info["_final_info"] = self._vector_info(final_info, done), done.copy()
+        else:
+            self._obs = core.observation().cpu().numpy()
+            out_info = self._vector_info(info)
+        self._autoreset = done if self.autoreset_mode == AutoresetMode.NEXT_STEP else np.zeros_like(done)
+        if self.render_mode == "human":
+            self.render()
+        return self._obs, reward_np, term_np, trunc_np, out_info
+
+    def _vector_info(self, info: dict[str, np.ndarray], present: np.ndarray | None = None) -> dict[str, Any]:
+        """Gymnasium's vector info: each key has a ``_key`` bool mask of the envs it belongs to."""
+        mask = np.ones(self.num_envs, dtype=bool) if present is None else present
+        out: dict[str, Any] = {}
+        for k, v in info.items():
+            out[k], out[f"_{k}"] = v, mask.copy()
+        out["start_index"], out["_start_index"] = self.core.bank_index.copy(), mask.copy()
+        return out
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make_vec(..., render_mode='rgb_array')")
+            return None
+        obs = self._obs if self._obs is not None else np.zeros(self.observation_space.shape, np.uint8)
+        if self.render_mode == "rgb_array":
+            return tuple(o.copy() for o in obs)
+        if self._window is None:
+            self._window = PygameWindow(self._title, self.render_scale, self.metadata["render_fps"])
+        self._window.show(tile_frames(obs[:16]))
+        return None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None

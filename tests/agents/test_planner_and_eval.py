@@ -1,0 +1,125 @@
+"""The CEM planner, episode evaluation, the real-game env and the joystick map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.common import run_episodes
+from agents.mapping import snap_shifts, vote_action_map
+from agents.planner import CEMPlanner, PlannerConfig, RandomPolicy
+from envs.dream import GlassWorldEnv, GlassWorldVectorEnv
+from envs.real import JOYSTICK, RealGameConfig, RealGameVectorEnv, heuristic_action_map
+from worldmodel.envinfo import SHIFT_NAMES
+
+SMALL = PlannerConfig(horizon=5, population=24, elites=4, iterations=2)
+
+
+def test_planner_reaches_targets_and_beats_random(square_model):
+    venv = GlassWorldVectorEnv(4, model=square_model, max_episode_steps=30, autoreset_mode="same_step")
+    planned = run_episodes(venv, CEMPlanner(venv, cfg=SMALL), episodes=8, seed=1)
+    rand = run_episodes(venv, RandomPolicy(venv.single_action_space.nvec), episodes=8, seed=1)
+    assert planned.episodes == 8 and planned.success_rate >= 0.75
+    assert planned.mean_return > rand.mean_return and planned.mean_length < rand.mean_length
+
+
+def test_planner_predict_works_for_single_envs_and_needs_a_model(square_model):
+    env = GlassWorldEnv(model=square_model)
+    obs, _ = env.reset(seed=0, options={"target": (40, 30)})
+    action, state = CEMPlanner(env, cfg=SMALL).predict(obs)
+    assert action.shape == (2,) and state is None and env.action_space.contains(action)
+    before = {k: v.clone() for k, v in env.model_state.items()}
+    CEMPlanner(env, cfg=SMALL).predict(obs)
+    assert all(torch.equal(before[k], env.model_state[k]) for k in before)  # imagining never touches the env
+    with pytest.raises(ValueError, match="elites"):
+        CEMPlanner(env, cfg=PlannerConfig(population=2, elites=4))
+
+
+def test_vote_action_map_majority_and_fallbacks():
+    fallback = np.zeros((3, 2), dtype=np.int64)
+    shift = np.array([1, 1, 1, 2, 2, 0])
+    code = np.array([0, 0, 0, 1, 1, 0])
+    joy = np.array([3, 3, 4, 5, 5, 0])
+    amap = vote_action_map(shift, code, joy, fallback)
+    assert amap.table[1, 0] == 3  # majority 2 of 3
+    assert amap.table[1, 1] == 3  # unseen pair: its shift's majority
+    assert amap.table[2, 0] == 5 and amap.table[2, 1] == 5
+    assert amap.table[0, 1] == 0  # unseen pair of shift 0: that shift's majority (NOOP)
+    assert amap.agreement == pytest.approx(5 / 6) and amap.transitions == 6
+    lines = amap.describe(["none", "right", "left"], ["a", "b"])
+    assert "RIGHT" in lines[2] and "(3 votes, 67%)" in lines[2]
+
+
+def test_snap_shifts_to_grid():
+    grid = torch.tensor([[0.0, 0.0], [4.0, 0.0], [-4.0, 0.0]])
+    idx = snap_shifts(torch.tensor([[[0.5, 0.2], [3.1, -1.0], [-9.0, 0.0]]]), grid)
+    assert idx.tolist() == [[0, 1, 2]]
+
+
+def test_heuristic_map_uses_the_games_directions():
+    table = heuristic_action_map(SHIFT_NAMES, 2, list(range(18)))
+    names = [JOYSTICK[a] for a in table[:, 0]]
+    assert names == ["NOOP", "RIGHT", "LEFT", "DOWN", "UP", "DOWNRIGHT", "DOWNLEFT", "UPRIGHT", "UPLEFT"]
+    breakout = heuristic_action_map(SHIFT_NAMES, 1, [0, 1, 3, 4])  # NOOP FIRE RIGHT LEFT
+    assert [JOYSTICK[a] for a in breakout[:, 0]] == ["NOOP", "RIGHT", "LEFT", "NOOP", "NOOP", "RIGHT", "LEFT",
+                                                     "RIGHT", "LEFT"]
+
+
+def test_real_tennis_shares_the_dream_interface_and_moves_by_ram():
+    codes = ["c0", "c1"]
+    real = RealGameVectorEnv(2, 96, 128, SHIFT_NAMES, codes, RealGameConfig("Tennis", start_steps_max=4),
+                             max_episode_steps=12, autoreset_mode="same_step", task="reach")
+    obs, info = real.reset(seed=0)
+    assert obs.shape == (2, 96, 128, 3) and obs.dtype == np.uint8
+    assert real.action_space.shape == (2, 2) and real.single_action_space.nvec.tolist() == [9, 2]
+    x0 = info["position"][:, 0].copy()
+    assert ((x0 > 0) & (x0 < 128)).all()
+    for _ in range(4):
+        obs, rew, term, trunc, info = real.step(np.array([[1, 0], [1, 1]]))  # "right"
+    assert (info["position"][:, 0] > x0 + 5).all()  # RAM says the orange player moved right
+    for _ in range(8):
+        obs, rew, term, trunc, info = real.step(np.array([[0, 0], [0, 0]]))
+    assert (trunc | term).all() and info["_final_obs"].all()  # same-step reset after 12 steps
+    stats = run_episodes(real, RandomPolicy(real.single_action_space.nvec), episodes=2)
+    assert stats.episodes == 2 and np.isfinite(stats.mean_return)
+    real.close()
+
+
+def test_learn_action_map_on_real_frames(square_model):
+    """The square world's "inference" finds the orange Tennis player by colour: a legal map comes out."""
+    from agents.mapping import MappingConfig, learn_action_map
+    from square_world import SquareConfig, SquareWorld
+
+    model = SquareWorld(SquareConfig(height=96, width=128))
+    real = RealGameVectorEnv.for_model(model, 2, game="Tennis")
+    amap = learn_action_map(model, real, MappingConfig(steps=30, clip_len=6, seed=0))
+    assert amap.table.shape == (9, 4) and np.isin(amap.table, real.core.legal).all()
+    assert amap.transitions == 2 * 30 and amap.votes.sum() == 60
+    assert 0.0 < amap.agreement <= 1.0
+
+
+def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    import agents.mapping as mapping
+    from square_world import SquareConfig, SquareWorld, register_square_model
+    from worldmodel.checkpoint import save_checkpoint
+
+    register_square_model(monkeypatch)
+    model = SquareWorld(SquareConfig(height=96, width=128))
+    model.metadata = {"generator": {"command": "atari", "game": "Tennis", "frame_skip": 4}, "frame_skip": 0}
+    ckpt = save_checkpoint(tmp_path / "tennis_square.pt", model.checkpoint_payload())
+    env = gym.make("GlassWorld-v0", checkpoint=ckpt)
+    cfg = mapping.MappingConfig(steps=12, clip_len=4)
+    table = mapping.action_map_for_env(env, cfg)
+    assert table.shape == (9, 4) and mapping.cache_path(ckpt).is_file()
+
+    def no_learning(*a, **k):
+        raise AssertionError("the cached map should have been used")
+
+    monkeypatch.setattr(mapping, "learn_action_map", no_learning)
+    np.testing.assert_array_equal(mapping.action_map_for_env(env, cfg), table)
+    with pytest.raises(AssertionError, match="cached"):  # other settings: learned again
+        mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4))
+    assert mapping.action_map_for_env(GlassWorldEnv(model=SquareWorld())) is None  # no game in its card

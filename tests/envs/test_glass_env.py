@@ -1,0 +1,73 @@
+"""The dream env over a real (untrained, tiny) GLASS checkpoint loaded through worldmodel.models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import gymnasium as gym
+from gymnasium.utils.env_checker import check_env
+
+from envs.diagnostics import rollout_stats
+from envs.dream import GlassWorldVectorEnv, load_model
+
+
+@pytest.mark.filterwarnings("ignore:The minimal resolution for an image")  # SB3's NatureCNN hint; we use SmallCNN
+def test_glass_checkpoint_passes_both_checkers(glass_checkpoint):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("GlassWorld-v0", checkpoint=glass_checkpoint, render_mode="rgb_array")
+    assert env.observation_space.shape == (32, 48, 3)
+    assert env.action_space.nvec.tolist() == [9, 4]
+    assert env.unwrapped.action_meanings[0][0] == "none"
+    check_env(env.unwrapped, skip_render_check=False)
+    sb3_check_env(gym.make("GlassWorld-v0", checkpoint=glass_checkpoint).unwrapped)
+
+
+def test_glass_vector_env_with_one_env_equals_single_env(glass_checkpoint):
+    single = gym.make("GlassWorld-v0", checkpoint=glass_checkpoint, task="track", max_episode_steps=4)
+    vec = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                       checkpoint=glass_checkpoint, task="track", max_episode_steps=4)
+    rng = np.random.default_rng(1)
+    obs_s, _ = single.reset(seed=2)
+    obs_v, _ = vec.reset(seed=2)
+    np.testing.assert_array_equal(obs_v[0], obs_s)
+    done = False
+    for _ in range(10):
+        a = rng.integers(0, [9, 4])
+        obs_v, rew_v, term_v, trunc_v, info_v = vec.step(a[None])
+        if done:
+            obs_s, info_s = single.reset()
+            rew_s, term_s, trunc_s = 0.0, False, False
+        else:
+            obs_s, rew_s, term_s, trunc_s, info_s = single.step(a)
+        done = term_s or trunc_s
+        np.testing.assert_array_equal(obs_v[0], obs_s)
+        assert rew_v[0] == pytest.approx(rew_s, abs=1e-5) and trunc_v[0] == trunc_s
+
+
+def test_glass_seeded_rollouts_repeat(glass_checkpoint):
+    venv = GlassWorldVectorEnv(3, checkpoint=glass_checkpoint, max_episode_steps=5)
+
+    def run(seed):
+        obs, _ = venv.reset(seed=seed)
+        venv.action_space.seed(seed)
+        out = [obs]
+        for _ in range(8):
+            out.append(venv.step(venv.action_space.sample())[:2])
+        return out
+
+    np.testing.assert_equal(run(3), run(3))
+
+
+@pytest.mark.slow
+def test_glass_long_random_rollout_stays_finite(glass_checkpoint):
+    env = GlassWorldVectorEnv(2, checkpoint=glass_checkpoint, task="none")
+    stats = rollout_stats(env, steps=200, seed=0)
+    assert stats.nonfinite_frames == 0
+    assert 0.0 <= stats.mask_area_min <= stats.mask_area_max <= 1.0
+    assert np.isfinite([stats.frame_change_last, stats.frame_std_last]).all()
+
+
+def test_models_are_loaded_once_per_file_and_device(glass_checkpoint):
+    a = load_model(glass_checkpoint, None, "cpu")
+    assert load_model(glass_checkpoint, None, "cpu") is a
