@@ -1,0 +1,37 @@
+"""Ship a trained world model as an environment checkpoint (slim file + model card).
+
+    python scripts/ship_checkpoint.py runs/tennis/checkpoint.pt envs/checkpoints/tennis.pt \
+        --data data/tennis64 --eval runs/tennis/eval_test.json --command "glassworld train ..."
+
+Writes OUT (weights, config, env_info with code meanings; no optimiser/RNG state), OUT.json and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from worldmodel.export import ExportConfig, ship
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--data", help="labelled dataset for code meanings (the training data)")
+    p.add_argument("--eval", dest="eval_json", help="eval JSON from `glassworld eval` to put in the card")
+    p.add_argument("--command", help="the training command, for the card")
+    p.add_argument("--dataset-command", help="the command that made the dataset, for the card")
+    p.add_argument("--notes", help="free text for the card")
+    p.add_argument("--clips", type=int, default=128)
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    extra = {k: v for k, v in {"command": a.command, "dataset_command": a.dataset_command, "notes": a.notes}.items()
+             if v}
+    card = ship(a.checkpoint, a.out, a.data, a.eval_json, extra, ExportConfig(clips=a.clips))
+    print(json.dumps({k: card[k] for k in ("code_meanings", "file_size_mb") if k in card}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

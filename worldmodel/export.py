@@ -1,0 +1,147 @@
+"""Turn a training checkpoint into a shippable world: code meanings from labelled data, a slim file, a model card.
+
+``code_meanings``: for each local action code, the most frequent labelled action among the real transitions the
+model assigns to that code, with its share (e.g. ``"FIRE 81%"``). Labels come from the dataset: the raw joystick
+action (ALE: ``manifest["atari"]["action_names"]``) or the local action label (W-Sprites:
+``manifest["local_actions"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data.dataset import ClipConfig, ClipDataset
+from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
+from .models import load_world_model
+
+log = logging.getLogger(__name__)
+
+SHIP_DROP = ("optimizer", "scheduler", "rng", "trainer")  # training-only payload keys
+
+
+@dataclass
+class ExportConfig:
+    clips: int = 128  # labelled clips used for code meanings
+    clip_len: int = 8
+    split: str = "train"
+    seed: int = 0
+
+
+def label_names(manifest: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """(ground-truth key, label names) of the labelled action a dataset carries, or None."""
+    if "local_actions" in manifest and "local" in manifest.get("ground_truth", []):
+        return "local", list(manifest["local_actions"])
+    names = (manifest.get("atari") or {}).get("action_names")
+    if names and "action" in manifest.get("ground_truth", []):
+        return "action", list(names)
+    return None
+
+
+@torch.no_grad()
+def code_meanings(model: Any, data: str | Path, cfg: ExportConfig | None = None) -> list[str] | None:
+    """Name each code by its majority labelled action over real transitions (None when the data has no labels)."""
+    cfg = cfg or ExportConfig()
+    manifest = read_manifest(Path(data))
+    found = label_names(manifest)
+    if found is None:
+        return None
+    key, names = found
+    ds = ClipDataset(data, cfg.split, ClipConfig(clip_len=cfg.clip_len, frame_skip=model.metadata.get("frame_skip", 0)
+                                                 if isinstance(model.metadata, dict) else 0))
+    rng = np.random.default_rng(cfg.seed)
+    idx = rng.choice(len(ds), size=min(cfg.clips, len(ds)), replace=False)
+    counts = np.zeros((model.num_codes, len(names)), dtype=np.int64)
+    for chunk in np.array_split(idx, max(1, len(idx) // 16)):
+        items = [ds[int(i)] for i in chunk]
+        video = torch.stack([it["frames"] for it in items]).to(model.device)  # (B, T, 3, H, W) uint8
+        labels = torch.stack([it[key] for it in items])[:, 1:].numpy()  # (B, T-1): the step into frame t+1
+        _, codes = model.infer_actions(video)
+        codes = codes.cpu().numpy()
+        ok = labels >= 0
+        np.add.at(counts, (codes[ok], labels[ok]), 1)
+    meanings = []
+    for k in range(model.num_codes):
+        total = counts[k].sum()
+        if total == 0:
+            meanings.append("unused")
+            continue
+        top = int(counts[k].argmax())
+        meanings.append(f"{names[top]} {round(100 * counts[k, top] / total)}%")
+    return meanings
+
+
+def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
+         eval_json: str | Path | None = None, card: dict[str, Any] | None = None,
+         cfg: ExportConfig | None = None) -> dict[str, Any]:
+    """Write a slim, env-ready copy of ``checkpoint`` to ``out`` plus ``out``'s model card (``.md``, ``.json``).
+
+    Drops the optimiser, scheduler and RNG state, fills ``env_info.code_meanings`` from ``data`` when it is
+    labelled, and merges ``eval_json`` and ``card`` into the checkpoint's card. Returns the card.
+    """
+    out = Path(out)
+    ckpt = load_checkpoint(checkpoint)
+    payload = {k: v for k, v in ckpt.items() if k not in SHIP_DROP and k not in ("format", "version")}
+    full_card = dict(ckpt.get("card") or {})
+    if data is not None:
+        model = load_world_model(checkpoint, "cpu")
+        meanings = code_meanings(model, data, cfg)
+        if meanings is not None:
+            payload["env_info"] = {**(payload.get("env_info") or {}), "code_meanings": meanings}
+            full_card["code_meanings"] = meanings
+    if eval_json is not None:
+        full_card["eval"] = json.loads(Path(eval_json).read_text())
+    full_card.update(card or {})
+    full_card.setdefault("exported_on", platform.node() or "unknown")
+    payload["card"] = full_card
+    save_checkpoint(out, payload)
+    size_mb = out.stat().st_size / 2**20
+    full_card["file_size_mb"] = round(size_mb, 2)
+    atomic_write_json(out.with_suffix(".json"), _jsonable(full_card))
+    atomic_write_bytes(out.with_suffix(".md"), model_card_markdown(out.name, full_card, ckpt).encode())
+    log.info("shipped %s (%.2f MB)", out, size_mb)
+    return full_card
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return obj
+
+
+def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -> str:
+    """A human-readable model card."""
+    env = ckpt.get("env_info") or {}
+    lines = [f"# Model card: {name}", "", f"- model: {ckpt['model']} (preset {ckpt['model_config'].get('preset')}), "
+             f"{ckpt['model_config'].get('height')}x{ckpt['model_config'].get('width')} frames",
+             f"- training steps: {ckpt['step']}", f"- perceptual backbone: {ckpt.get('perceptual')}"]
+    for key in ("command", "dataset", "dataset_command", "generator", "wall_time_s", "hardware", "torch",
+                "file_size_mb"):
+        if key in card:
+            lines.append(f"- {key}: `{json.dumps(_jsonable(card[key]))}`")
+    grid = env.get("shift_grid")
+    if grid is not None:
+        names = env.get("shift_names") or []
+        lines.append("- shift grid (px): " + ", ".join(f"{n} ({g[0]:+.1f}, {g[1]:+.1f})" for n, g in zip(names, grid)))
+    if card.get("code_meanings"):
+        lines.append("- code meanings (majority labelled action per code): " + ", ".join(
+            f"{i}: {m}" for i, m in enumerate(card["code_meanings"])))
+    if card.get("eval"):
+        lines += ["", "## Evaluation", "", "```json", json.dumps(_jsonable(card["eval"]), indent=1), "```"]
+    if card.get("notes"):
+        lines += ["", "## Notes", "", str(card["notes"])]
+    return "\n".join(lines) + "\n"
