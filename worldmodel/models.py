@@ -16,6 +16,7 @@ from .checkpoint import load_checkpoint
 MODELS: dict[str, tuple[str, str, str, str]] = {
     # name: (model module, model class, config module, config class)
     "glass": ("worldmodel.glass.model", "GlassModel", "worldmodel.glass.config", "GlassConfig"),
+    "keypoint": ("worldmodel.keypoint.model", "KeypointModel", "worldmodel.keypoint.config", "KeypointConfig"),
 }
 
 
