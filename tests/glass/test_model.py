@@ -1,0 +1,399 @@
+"""GlassModel: losses and schedules, training behaviour, generation API, checkpoints, perceptual network."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from worldmodel.checkpoint import save_checkpoint
+from worldmodel.data.format import DatasetError
+from worldmodel.glass import GlassConfig, GlassModel
+from worldmodel.glass.losses import LMA_TERMS, TERMS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and a shared, busy CPU makes more threads much slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+GMA_PARTS = ("masking", "inpainting", "pose_fg", "pose_bg")
+LMA_PARTS = ("encoder", "compressor", "action", "dynamics", "renderer")
+
+
+def _clips(b: int = 2, t: int = 4, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
+    """A bright square walking over a fixed textured background: (B, T, 3, H, W) in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    bg = torch.rand(b, 1, 3, h, w, generator=g) * 0.6 - 0.8
+    frames = bg.expand(b, t, 3, h, w).clone()
+    for i in range(b):
+        y, x = 6 + 3 * i, 4
+        for k in range(t):
+            frames[i, k, :, y:y + 8, x + 3 * k:x + 3 * k + 8] = torch.tensor([0.9, 0.2, -0.3])[:, None, None]
+    return frames
+
+
+def _model(h: int = 32, w: int = 32, seed: int = 0, **overrides) -> GlassModel:
+    torch.manual_seed(seed)
+    return GlassModel(GlassConfig.preset("tiny", h, w, **overrides))
+
+
+def _grads(model: GlassModel, part: str) -> float:
+    return sum(float(p.grad.abs().sum()) for p in getattr(model, part).parameters() if p.grad is not None)
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_paper_parameter_counts_match_official_model() -> None:
+    """method.md 2 table, without A's unused "mapping" MLP (16,832) and Tennis' dead noise inputs."""
+    counts = GlassModel(GlassConfig.preset("paper", 96, 128)).parameter_counts()
+    assert counts == {"M": 12963009, "P_f": 117986, "P_b": 117986, "N": 139814, "E": 249951, "C": 520,
+                      "A": 3547824 - 16832, "dynamics": 532448, "renderer": 510346, "total": 18179884 - 16832}
+    tennis = GlassModel(GlassConfig.preset("paper", 96, 256)).parameter_counts()
+    assert (tennis["C"], tennis["A"], tennis["renderer"]) == (1040, 3547792 - 16832, 547210)
+    assert tennis["dynamics"] < 2219728  # official minus the always-zero noise channels
+
+
+def test_presets_and_schedules() -> None:
+    ws = GlassConfig.preset("paper", 96, 128)
+    assert [ws.num_gt(s) for s in (0, 6249, 6250, 12500, 18750, 24999, 25000, 10**6)] == [5, 5, 4, 3, 2, 2, 1, 1]
+    assert [ws.num_obs(s) for s in (0, 54999, 55000, 60000, 79999, 80000)] == [6, 6, 7, 8, 11, 12]
+    assert (ws.num_codes, ws.state_channels, ws.mask_size, ws.frame_skip, ws.clip_len_max) == (6, 8, 0.06, 0, 12)
+    assert (ws.lr, ws.weight_decay, ws.lr_milestones, ws.lr_gamma, ws.batch_size) == \
+        (4e-4, 1e-6, [300000, 1000000], 0.3333, 4)
+    tennis = GlassConfig.preset("paper", 96, 256)
+    assert (tennis.num_codes, tennis.state_channels, tennis.dynamics_hidden, tennis.mask_size,
+            tennis.frame_skip, tennis.clip_len_max) == (4, 16, 64, 0.01, 4, 11)
+    assert [tennis.num_gt(s) for s in (0, 9249, 9250, 28000)] == [5, 5, 4, 1]
+    cpu = GlassConfig.preset("cpu", 96, 128)
+    assert cpu.num_codes == 6 and cpu.pretraining_steps < 1000 and cpu.num_gt(cpu.pretraining_steps + 2000) == 1
+    assert GlassConfig.preset("cpu", 64, 64, num_codes=9).num_codes == 9
+    for name in ("tiny", "cpu", "paper"):
+        cfg = GlassConfig.preset(name, 64, 64)
+        assert GlassConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="divisible by 16"):
+        GlassConfig.preset("tiny", 30, 32)
+    with pytest.raises(ValueError, match="unknown GLASS preset"):
+        GlassConfig.preset("huge", 32, 32)
+    with pytest.raises(ValueError, match="unknown GLASS config keys"):
+        GlassConfig.from_dict({"height": 32, "width": 32, "bogus": 1})
+
+
+# ------------------------------------------------------------------------------------------------ training
+def test_all_loss_terms_finite_and_aux_shapes() -> None:
+    model = _model()
+    frames = _clips()
+    total, terms, aux = model.training_losses(frames, step=100)
+    assert total.requires_grad and math.isfinite(total.item())
+    expected = set(TERMS) - {"background_perceptual", "multiscale_perceptual"}  # weight 0 in tiny: skipped
+    assert expected | {"vq_perplexity", "vq_usage"} == set(terms)
+    for name, value in terms.items():
+        assert value.dim() == 0 and not value.requires_grad and math.isfinite(float(value)), name
+    assert 1.0 <= float(terms["vq_perplexity"]) <= model.num_codes and 0 < float(terms["vq_usage"]) <= 1
+    shapes = {k: tuple(v.shape) for k, v in aux.items()}
+    assert shapes == {"mask": (2, 4, 1, 32, 32), "fg": (2, 4, 3, 32, 32), "bg": (2, 4, 3, 32, 32),
+                      "composite": (2, 3, 3, 32, 32), "recon_fg": (2, 3, 3, 32, 32), "codes": (2, 3)}
+    assert aux["codes"].dtype == torch.long and int(aux["codes"].max()) < model.num_codes
+    assert float(aux["mask"].min()) >= 0 and float(aux["mask"].max()) <= 1
+    for k in ("fg", "bg", "composite", "recon_fg"):
+        assert float(aux[k].abs().max()) <= 1 and not aux[k].requires_grad
+
+
+def test_total_decreases_when_overfitting_a_tiny_batch() -> None:
+    model = _model()
+    frames = _clips()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    totals = []
+    for _ in range(50):
+        total, _, _ = model.training_losses(frames, step=100)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        totals.append(total.item())
+    assert all(math.isfinite(v) for v in totals)
+    first, last = sum(totals[:3]) / 3, sum(totals[-3:]) / 3
+    assert last < 0.7 * first, f"total did not decrease enough: {first:.4f} -> {last:.4f}"
+
+
+def test_gma_pretraining_trains_only_the_gma() -> None:
+    model = _model()
+    frames = _clips()
+    total, terms, _ = model.training_losses(frames, step=0)  # tiny: pretraining_steps = 2
+    total.backward()
+    assert all(_grads(model, p) > 0 for p in GMA_PARTS)
+    assert all(_grads(model, p) == 0 for p in LMA_PARTS)
+    assert all(math.isfinite(float(terms[k])) for k in LMA_TERMS if k in terms)  # still computed for logging
+    model.zero_grad()
+    total, _, _ = model.training_losses(frames, step=100)
+    total.backward()
+    assert all(_grads(model, p) > 0 for p in LMA_PARTS)
+
+
+def test_lma_gradients_never_reach_the_gma() -> None:
+    gma_off = {f"w_{k}": 0.0 for k in TERMS if k not in LMA_TERMS}
+    model = _model(**gma_off)
+    total, _, _ = model.training_losses(_clips(), step=100)
+    total.backward()
+    assert all(_grads(model, p) == 0 for p in GMA_PARTS)
+    assert all(_grads(model, p) > 0 for p in LMA_PARTS)
+
+
+def test_teacher_forcing_changes_only_the_autoregressive_frames() -> None:
+    model = _model(gt_start=3, gt_end=1, gt_decrease_start=10, gt_decrease_steps=10)
+    frames = _clips()
+    with torch.no_grad():  # calibrate the BatchNorm running statistics (at init they do not normalise)
+        for _ in range(20):
+            model.training_losses(frames, step=100)
+    model.eval()  # BatchNorm running statistics: the batch composition does not change the outputs
+    _, _, aux_tf = model.training_losses(frames, step=0)  # num_gt 3 = T-1: all teacher-forced
+    _, _, aux_ar = model.training_losses(frames, step=100)  # num_gt 1: frames 3.. autoregressive
+    torch.testing.assert_close(aux_tf["recon_fg"][:, 0], aux_ar["recon_fg"][:, 0])
+    assert float((aux_tf["recon_fg"][:, 1:] - aux_ar["recon_fg"][:, 1:]).abs().max()) > 1e-3
+
+
+def test_reset_dead_codes() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="one per code"):
+        model.reset_dead_codes(torch.ones(model.num_codes + 1))
+    model.training_losses(_clips(), step=100)
+    before = model.action.vq.codebook.detach().clone()
+    n = model.reset_dead_codes(torch.tensor([0, 5, 0, 1]))
+    after = model.action.vq.codebook.detach()
+    assert n == 2
+    assert torch.equal(before[[1, 3]], after[[1, 3]]) and not torch.allclose(before[[0, 2]], after[[0, 2]])
+    assert model.reset_dead_codes(torch.ones(4)) == 0
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (96, 128), (96, 256)])
+def test_shapes_at_several_resolutions(h: int, w: int) -> None:
+    model = _model(h, w)
+    frames = torch.rand(2, 3, 3, h, w) * 2 - 1
+    total, _, aux = model.training_losses(frames, step=100)
+    total.backward()
+    assert aux["recon_fg"].shape == (2, 2, 3, h, w) and aux["mask"].shape == (2, 3, 1, h, w)
+    video = torch.rand(2, 3, 3, h, w)
+    gen, masks = model.generate(video)
+    assert gen.shape == (2, 3, 3, h, w) and masks.shape == (2, 3, 1, h, w)
+
+
+def test_bad_frames_get_a_clear_error() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="32x32"):
+        model.training_losses(torch.zeros(2, 4, 3, 32, 48), step=0)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        model.training_losses(torch.zeros(2, 1, 3, 32, 32), step=0)
+
+
+# ------------------------------------------------------------------------------------------------ generation
+def _trained_model(steps: int = 3) -> GlassModel:
+    """A tiny model with non-trivial weights and BatchNorm statistics."""
+    model = _model(seed=3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        total, _, _ = model.training_losses(_clips(seed=1), step=100)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return model
+
+
+def _rollout(model: GlassModel, start: torch.Tensor, n: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    state = model.start(start)
+    frames, masks = [], []
+    for k in range(n):
+        frame, mask, state = model.step(state, torch.tensor([k % 9, (k + 4) % 9]), torch.tensor([k % 4, 1]),
+                                        generator=g)
+        frames.append(frame)
+        masks.append(mask)
+    return torch.stack(frames, 1), torch.stack(masks, 1), state
+
+
+def test_generation_api_shapes_ranges_and_determinism() -> None:
+    model = _trained_model()
+    model.train()
+    start = (_clips()[:, 0] + 1) / 2  # (2, 3, 32, 32) in [0, 1]
+    state = model.start(start)
+    assert all(v.shape[0] == 2 for v in state.values())
+    assert state["fg"].shape == (2, 3, 32, 32) and state["bg"].shape == (2, 3, 32, 32)
+    assert state["bg_offset"].shape == (2, 2)
+    frames, masks, _ = _rollout(model, start)
+    assert frames.shape == (2, 3, 3, 32, 32) and masks.shape == (2, 3, 1, 32, 32)
+    assert float(frames.min()) >= 0 and float(frames.max()) <= 1
+    assert float(masks.min()) >= 0 and float(masks.max()) <= 1
+    assert model.training  # the caller's mode is restored
+    frames2, masks2, _ = _rollout(model, start)
+    assert torch.equal(frames, frames2) and torch.equal(masks, masks2)
+    # generation runs in eval mode: same result when the model is in eval mode, and BN stats untouched
+    running = model.masking.stem[1].running_mean.clone()
+    model.eval()
+    frames3, _, _ = _rollout(model, start)
+    assert torch.equal(frames, frames3) and torch.equal(running, model.masking.stem[1].running_mean)
+    # uint8 frames are accepted
+    frames4, _, _ = _rollout(model, (start * 255).round().to(torch.uint8))
+    assert torch.allclose(frames, frames4, atol=0.05)
+
+
+def test_step_with_index_equals_step_with_pixels() -> None:
+    model = _trained_model()
+    state = model.start(torch.rand(2, 3, 32, 32))
+    idx = torch.tensor([1, 6])
+    f1, m1, s1 = model.step(state, idx, torch.tensor([0, 3]))
+    f2, m2, _ = model.step(state, model.shift_grid[idx].clone(), torch.tensor([0, 3]))
+    assert torch.equal(f1, f2) and torch.equal(m1, m2)
+    f3, _, _ = model.step(state, torch.tensor([[2.5, -1.0], [0.0, 3.0]]), torch.tensor([0, 3]))
+    assert not torch.equal(f1, f3)  # the shift is used
+    f4, _, _ = model.step(state, idx, torch.tensor([2, 1]))
+    assert not torch.equal(f1, f4)  # the code is used
+    assert torch.equal(s1["bg_offset"], state["bg_offset"])  # zero background shift by default
+    _, _, s5 = model.step(state, idx, torch.tensor([0, 3]), bg_shift=torch.tensor([[1.0, 2.0], [0.0, -3.0]]))
+    assert torch.equal(s5["bg_offset"], torch.tensor([[1.0, 2.0], [0.0, -3.0]]))
+    assert model.shift_grid.shape == (9, 2) and model.shift_names[0] == "none"
+    assert torch.equal(model.shift_grid[0], torch.zeros(2)) and len(model.start_frames) == 0
+    with pytest.raises(ValueError, match="shift_grid"):
+        model.step(state, torch.tensor([0, 9]), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="codes must lie"):
+        model.step(state, idx, torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="float pixels"):
+        model.step(state, torch.zeros(2, 3), torch.tensor([0, 0]))
+
+
+def test_analysis_api() -> None:
+    model = _trained_model()
+    video = (_clips(t=5) + 1) / 2
+    shifts, codes = model.infer_actions(video)
+    assert shifts.shape == (2, 4, 2) and shifts.dtype == torch.float32
+    assert codes.shape == (2, 4) and codes.dtype == torch.long and 0 <= int(codes.min()) <= int(codes.max()) < 4
+    fg, bg = model.estimate_shifts(video)
+    torch.testing.assert_close(fg, shifts)
+    assert bg.shape == (2, 4, 2)
+    masks = model.segment(video)
+    assert masks.shape == (2, 5, 1, 32, 32) and 0 <= float(masks.min()) and float(masks.max()) <= 1
+    gen, gmasks = model.generate(video)
+    assert gen.shape == video.shape and gmasks.shape == (2, 5, 1, 32, 32)
+    torch.testing.assert_close(gen[:, 0], video[:, 0])
+    torch.testing.assert_close(gmasks[:, 0], masks[:, 0])
+    assert float(gen.min()) >= 0 and float(gen.max()) <= 1
+
+
+def test_from_checkpoint_round_trip(tmp_path) -> None:
+    model = _trained_model()
+    model.eval()
+    start = torch.rand(2, 3, 32, 32)
+    video = torch.rand(2, 4, 3, 32, 32)
+    ref_frames, ref_masks, _ = _rollout(model, start)
+    ref_gen, _ = model.generate(video)
+    env_info = {"shift_grid": [[0.0, 0.0], [3.0, 0.0], [-3.0, 0.0]], "shift_names": ["none", "right", "left"],
+                "code_meanings": ["a", "b", "c", "d"],
+                "start_frames": torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)}
+    path = save_checkpoint(tmp_path / "glass.pt", {
+        "model": "glass", "model_config": model.cfg.to_dict(), "state_dict": model.state_dict(), "step": 3,
+        "env_info": env_info, "perceptual": model.perceptual_status(), "card": {"dataset": "squares"}})
+    loaded = GlassModel.from_checkpoint(path, "cpu")
+    assert not loaded.training and loaded.cfg == model.cfg and loaded.metadata == {"dataset": "squares"}
+    assert loaded.shift_names == ["none", "right", "left"] and loaded.code_meanings == ["a", "b", "c", "d"]
+    assert torch.equal(loaded.shift_grid, torch.tensor(env_info["shift_grid"]))
+    assert torch.equal(loaded.start_frames, env_info["start_frames"])
+    loaded.set_env_info({"shift_grid": model.shift_grid.tolist(), "shift_names": model.shift_names})
+    frames, masks, _ = _rollout(loaded, start)
+    gen, _ = loaded.generate(video)
+    assert torch.equal(frames, ref_frames) and torch.equal(masks, ref_masks) and torch.equal(gen, ref_gen)
+    # a checkpoint of another model is refused with a clear error
+    other = save_checkpoint(tmp_path / "kp.pt", {"model": "keypoint", "model_config": {}, "state_dict": {},
+                                                 "step": 0})
+    with pytest.raises(DatasetError, match="not a GLASS"):
+        GlassModel.from_checkpoint(other)
+
+
+def test_set_env_info_validates() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="shift_names"):
+        model.set_env_info({"shift_grid": [[0, 0], [1, 0]], "shift_names": ["none"]})
+    with pytest.raises(ValueError, match="code_meanings"):
+        model.set_env_info({"code_meanings": ["a"]})
+    with pytest.raises(ValueError, match="start_frames"):
+        model.set_env_info({"start_frames": torch.zeros(2, 3, 16, 16, dtype=torch.uint8)})
+
+
+# ------------------------------------------------------------------------------------------------ perceptual
+@pytest.fixture(scope="module")
+def perceptual():
+    from worldmodel.perceptual import Perceptual
+
+    return Perceptual()
+
+
+def test_perceptual_network(perceptual) -> None:
+    from worldmodel.perceptual import find_vgg_weights
+
+    assert perceptual.backbone == ("pretrained" if find_vgg_weights() is not None else "random")
+    assert not any(p.requires_grad for p in perceptual.parameters())
+    perceptual.train()
+    assert not perceptual.training  # always eval (no dropout)
+    x = torch.rand(3, 3, 24, 32) * 2 - 1
+    y = (torch.rand(3, 3, 24, 32) * 2 - 1).requires_grad_()
+    d = perceptual(x, y)
+    assert d.shape == (3,) and float(d.min()) > 0
+    assert float(perceptual(x, x).abs().max()) < 1e-6
+    d.sum().backward()
+    assert y.grad is not None and float(y.grad.abs().sum()) > 0
+    assert perceptual(x[:, :, :8, :8], y[:, :, :8, :8].detach()).shape == (3,)  # small images are upsampled
+
+
+def test_perceptual_random_backbone_is_fixed_and_leaves_global_rng(perceptual, monkeypatch, tmp_path) -> None:
+    from worldmodel import perceptual as perceptual_mod
+
+    monkeypatch.delenv(perceptual_mod.ENV_VAR, raising=False)
+    monkeypatch.setattr(perceptual_mod.torch.hub, "get_dir", lambda: str(tmp_path))  # no cached weights
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    p = perceptual_mod.Perceptual()
+    assert torch.equal(torch.rand(3), expected_next)  # construction does not consume the global RNG
+    assert p.backbone == "random"
+    if perceptual.backbone == "random":
+        assert torch.equal(p.net.net.slice1[0].weight, perceptual.net.net.slice1[0].weight)
+
+
+def test_perceptual_loads_local_vgg_weights(perceptual, monkeypatch, tmp_path) -> None:
+    from worldmodel import perceptual as perceptual_mod
+
+    # a file in torchvision's VGG16 layout (features.N.*) with recognisable values
+    fake = {f"features.{k.split('.')[1]}.{k.split('.')[2]}": torch.full_like(v, 0.01 * i)
+            for i, (k, v) in enumerate(perceptual.net.net.state_dict().items())}
+    path = tmp_path / "vgg16.pth"
+    torch.save(fake, path)
+    monkeypatch.setenv(perceptual_mod.ENV_VAR, str(path))
+    p = perceptual_mod.Perceptual()
+    assert p.backbone == "pretrained"
+    assert torch.equal(p.net.net.slice2.get_submodule("5").weight, fake["features.5.weight"])
+    monkeypatch.setenv(perceptual_mod.ENV_VAR, str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="GLASSWORLD_VGG_WEIGHTS"):
+        perceptual_mod.Perceptual()
+    torch.save({"features.0.weight": torch.zeros(1)}, path)
+    monkeypatch.setenv(perceptual_mod.ENV_VAR, str(path))
+    with pytest.raises(ValueError, match="not torchvision's VGG16"):
+        perceptual_mod.Perceptual()
+
+
+def test_losses_with_perceptual_terms(perceptual) -> None:
+    model = _model(w_background_perceptual=0.02, w_multiscale_perceptual=1.0)
+    assert model.perceptual_status() == perceptual.backbone
+    total, terms, _ = model.training_losses(_clips(), step=100)
+    assert set(TERMS) <= set(terms)
+    assert all(math.isfinite(float(v)) for v in terms.values())
+    assert float(terms["background_perceptual"]) > 0 and float(terms["multiscale_perceptual"]) > 0
+    total.backward()
+    assert _grads(model, "renderer") > 0
+    assert "_perceptual" not in dict(model.named_modules()) and not any(
+        k.startswith("_perceptual") for k in model.state_dict())  # not saved with the model
+    _, terms_pre, _ = model.training_losses(_clips(), step=0)  # pretraining: LMA perceptual skipped
+    assert "multiscale_perceptual" not in terms_pre and "background_perceptual" in terms_pre
+    assert _model().perceptual_status() == "off"

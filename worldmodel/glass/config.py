@@ -1,0 +1,230 @@
+"""Configuration of the GLASS model (method.md sections 2, 5 and 6): every size, loss weight and schedule value.
+
+Defaults are the official W-Sprites values; :meth:`GlassConfig.preset` builds the three glassworld presets:
+
+* ``paper``: the official sizes (~18M parameters) and schedules; Tennis values when width / height >= 2.
+* ``cpu``: a model one to two orders of magnitude cheaper per step, with schedules compressed so that it learns
+  something real in about an hour on 2 CPU cores (~1-3k steps).
+* ``tiny``: a few channels per layer, for tests (seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+PRESETS = ("tiny", "cpu", "paper")
+
+
+@dataclass
+class GlassConfig:
+    """All GLASS hyperparameters. Field defaults are the official W-Sprites values (method.md)."""
+
+    preset_name: str = "paper"  # which preset built this config (informational)
+    height: int = 96  # frame size; both must be divisible by 16 (encoder /8, dynamics /16)
+    width: int = 128
+
+    channels_last: bool = True  # NHWC convolutions: same math, 2-3x faster on CPU (mkldnn) for thin layers
+    pool_first: bool = False  # downsampling blocks pool before their conv (cheap; official: conv then pool)
+    # --- masking network M (2.1)
+    mask_channels: int = 64  # full- and half-resolution width
+    mask_mid_channels: int = 256  # width at 1/4 resolution
+    mask_half_channels: int = 0  # width of the first downsampling block's output (1/2 res); 0: mask_mid_channels
+    mask_res_blocks: int = 9  # residual blocks at 1/4 resolution (after the two downsampling blocks)
+    mask_up_res_blocks: tuple[int, int] = (1, 1)  # residual blocks after the upsampling to 1/2 and to 1/1
+    # --- inpainting network N (2.2): widths at 1/2, 1/4, 1/8
+    inpaint_channels: tuple[int, int, int] = (16, 32, 64)
+    inpaint_fill: float = -1.1  # value written into the hole (outside the image range)
+    # --- pose networks P_f, P_b (2.3): trunk widths at 1/2, 1/4, 1/8 (x2 blocks at 1/8), then MLP widths
+    pose_channels: tuple[int, int, int, int] = (16, 32, 64, 128)
+    pose_hidden: tuple[int, int] = (64, 32)
+    # --- encoder E (2.4): widths at 1/2, 1/4, 1/8; the last one is the state width (phi); +1 attention channel
+    encoder_channels: tuple[int, int, int] = (16, 32, 64)
+    # --- state compressor C (2.5)
+    state_channels: int = 8  # c = dynamics state size s (8 W-Sprites, 16 Tennis)
+    # --- action network A (2.6)
+    action_cnn_channels: int = 128  # width of the shared CNN's first (downsampling) block
+    action_state_size: int = 64  # psi width (output of the shared CNN)
+    action_bilinear_channels: int = 128  # width of the bilinear chain
+    action_bilinear_layers: int = 4  # P
+    action_mlp_hidden: tuple[int, int] = (128, 64)
+    action_dim: int = 16  # code vector size
+    num_codes: int = 6  # K (6 W-Sprites, 4 Tennis)
+    vq_beta: float = 0.25  # weight of the codebook term inside L_VQ (hard-coded in the official code)
+    # --- dynamics (2.7)
+    dynamics_hidden: int = 32  # h (32 W-Sprites, 64 Tennis)
+    # --- renderer D (2.8): widths at 1/4, 1/2, 1/1
+    renderer_channels: tuple[int, int, int] = (128, 64, 32)
+    renderer_final_kernel: int = 7  # kernel of the full-resolution head
+
+    # --- loss weights (5); 0 disables a term (perceptual terms are then not computed at all)
+    w_reconstruction: float = 1.0  # L_RECJ, weighted L1 of the joint composite
+    w_foreground: float = 1.0  # L_RECF
+    w_background: float = 2.0  # L1 part of L_RECB
+    w_background_perceptual: float = 0.02  # VGG part of L_RECB
+    w_binary_mask: float = 0.5  # L_BIN
+    w_mask_size: float = 0.1  # L_SIZE
+    w_multiscale_global: float = 1.0  # L_RECU
+    w_multiscale_local: float = 1.0  # L_RECS
+    w_multiscale_perceptual: float = 1.0  # L_LMA-VGG
+    w_cycle: float = 0.2  # L_CYC
+    w_vq: float = 0.1  # L_VQ
+    w_mask_reconstruction: float = 0.2  # L_MSK
+    mask_size: float = 0.06  # theta of L_SIZE (0.06 W-Sprites, 0.01 Tennis)
+    # Start the masking head at the size prior (sigmoid bias = logit(theta)) instead of PyTorch's default init
+    # (masks ~0.5 everywhere). With the default init the binary-mask loss (weight 0.5) locks whichever pixels start
+    # above 0.5 at 1 faster than L_SIZE (0.1) can pull them down; in short CPU runs we saw the mask settle on the
+    # frame border (56% of the frame) within 20 steps and stay there. Official code: False.
+    mask_prior_init: bool = False
+    reconstruction_weight_bias: float = 0.001  # added to omega_J
+
+    # --- schedules (6)
+    pretraining_steps: int = 3000  # GMA pretraining: LMA terms x0 before this step
+    gt_start: int = 5  # teacher-forced steps at the start
+    gt_end: int = 1
+    gt_decrease_start: int = 0  # 0 W-Sprites, 3000 Tennis
+    gt_decrease_steps: int = 25000
+    obs_start: int = 6  # clip length at the start
+    obs_end: int = 12  # 12 W-Sprites, 11 Tennis
+    obs_increase_start: int = 50000
+    obs_increase_steps: int = 30000
+
+    # --- optimisation (6)
+    lr: float = 4e-4
+    weight_decay: float = 1e-6  # L2 added to the gradient (Adam, not AdamW)
+    lr_milestones: list[int] = field(default_factory=lambda: [300000, 1000000])
+    lr_gamma: float = 0.3333
+    batch_size: int = 4
+    frame_skip: int = 0  # dataset default: frames skipped between samples (0 W-Sprites, 4 Tennis)
+
+    def __post_init__(self) -> None:
+        for name in ("mask_up_res_blocks", "inpaint_channels", "pose_channels", "pose_hidden", "encoder_channels",
+                     "action_mlp_hidden", "renderer_channels"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        self.lr_milestones = [int(v) for v in self.lr_milestones]
+        if self.height % 16 or self.width % 16 or self.height <= 0 or self.width <= 0:
+            raise ValueError(
+                f"GLASS needs a frame size divisible by 16, got {self.height}x{self.width}; resize the data "
+                f"(e.g. {max(16, self.height // 16 * 16)}x{max(16, self.width // 16 * 16)})")
+        if self.num_codes < 1:
+            raise ValueError(f"num_codes must be >= 1, got {self.num_codes}")
+        if self.gt_start < 1 or self.gt_end < 1:
+            raise ValueError("gt_start and gt_end must be >= 1 (at least the first frame is observed)")
+        if self.obs_start < 2 or self.obs_end < 2:
+            raise ValueError("obs_start and obs_end must be >= 2 (a clip needs at least one transition)")
+        if self.renderer_final_kernel % 2 == 0:
+            raise ValueError(f"renderer_final_kernel must be odd, got {self.renderer_final_kernel}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def feature_channels(self) -> int:
+        """Width of phi, the encoder's state features (the attention channel comes on top)."""
+        return self.encoder_channels[-1]
+
+    @property
+    def state_resolution(self) -> tuple[int, int]:
+        """(R_h, R_w) of the encoder features and the dynamics state: 1/8 of the frame."""
+        return self.height // 8, self.width // 8
+
+    @property
+    def clip_len_max(self) -> int:
+        """The most frames a training clip needs (the end of the num_obs schedule)."""
+        return max(self.obs_start, self.obs_end)
+
+    # ------------------------------------------------------------------ schedules
+    def num_gt(self, step: int) -> int:
+        """Teacher-forced steps at ``step`` (method.md 6): gt_start, decreasing linearly to gt_end."""
+        if step < self.gt_decrease_start:
+            return self.gt_start
+        if self.gt_decrease_steps <= 0 or step >= self.gt_decrease_start + self.gt_decrease_steps:
+            return self.gt_end
+        frac = (step - self.gt_decrease_start) / self.gt_decrease_steps
+        return max(min(self.gt_start, self.gt_end),
+                   self.gt_start - int(frac * (self.gt_start - self.gt_end)))
+
+    def num_obs(self, step: int) -> int:
+        """Clip length at ``step`` (method.md 6): obs_start, increasing linearly to obs_end."""
+        if step < self.obs_increase_start:
+            return self.obs_start
+        if self.obs_increase_steps <= 0 or step >= self.obs_increase_start + self.obs_increase_steps:
+            return self.obs_end
+        frac = (step - self.obs_increase_start) / self.obs_increase_steps
+        return self.obs_start + int(frac * (self.obs_end - self.obs_start))
+
+    def lma_active(self, step: int) -> bool:
+        """False during GMA pretraining (the LMA loss terms are multiplied by 0)."""
+        return step >= self.pretraining_steps
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists instead of tuples) for checkpoints and logs."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GlassConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if "preset" in d and "preset_name" not in d:  # early name of the field
+            d = {("preset_name" if k == "preset" else k): v for k, v in d.items()}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown GLASS config keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, height: int, width: int, **overrides: Any) -> GlassConfig:
+        """Build the ``tiny`` | ``cpu`` | ``paper`` preset for frames of ``height`` x ``width``.
+
+        ``overrides`` are field values applied last (e.g. ``num_codes=8``).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown GLASS preset {name!r}; choose one of {list(PRESETS)}")
+        wide = width / height >= 2  # Tennis-like frames (256x96)
+        v: dict[str, Any] = {"preset_name": name, "height": int(height), "width": int(width)}
+        # dataset-dependent official values (method.md 2 and 6)
+        v["mask_size"] = 0.01 if wide else 0.06
+        v["frame_skip"] = 4 if wide else 0
+        if name == "paper":
+            if wide:
+                v.update(state_channels=16, num_codes=4, dynamics_hidden=64, gt_decrease_start=3000, obs_end=11)
+        elif name == "cpu":
+            v.update(
+                # widths ~1/8-1/2 of the official ones, downsampling blocks pool before their conv, and a 3x3
+                # full-resolution head: full-resolution layers dominate the cost on a CPU.
+                pool_first=True, mask_prior_init=True,
+                mask_channels=8, mask_half_channels=16, mask_mid_channels=32, mask_res_blocks=1,
+                mask_up_res_blocks=(1, 0),
+                inpaint_channels=(8, 16, 32),
+                pose_channels=(8, 16, 32, 64), pose_hidden=(32, 16),
+                encoder_channels=(8, 16, 32),
+                state_channels=16 if wide else 8,
+                action_cnn_channels=64, action_state_size=32, action_bilinear_channels=64,
+                action_bilinear_layers=2, action_mlp_hidden=(64, 32),
+                dynamics_hidden=32,
+                renderer_channels=(32, 16, 8), renderer_final_kernel=3,
+                # random-backbone LPIPS on CPU costs more than the rest of a step; see README/report
+                w_background_perceptual=0.0, w_multiscale_perceptual=0.0,
+                # schedules compressed ~1/10-1/20: 300 GMA-only steps, then teacher forcing 5 -> 1 by step 1500
+                pretraining_steps=300, gt_start=5, gt_end=1, gt_decrease_start=300, gt_decrease_steps=1200,
+                obs_start=6, obs_end=6, obs_increase_start=0, obs_increase_steps=0,
+                lr=5e-4, lr_milestones=[2500, 5000], batch_size=8,
+            )
+        else:  # tiny
+            v.update(
+                pool_first=True, mask_prior_init=True, mask_channels=4, mask_mid_channels=8, mask_res_blocks=1,
+                mask_up_res_blocks=(1, 0),
+                inpaint_channels=(4, 4, 8),
+                pose_channels=(4, 4, 8, 8), pose_hidden=(8, 8),
+                encoder_channels=(4, 8, 8),
+                state_channels=4, action_cnn_channels=8, action_state_size=8, action_bilinear_channels=8,
+                action_bilinear_layers=2, action_mlp_hidden=(8, 8), action_dim=4, num_codes=4,
+                dynamics_hidden=8, renderer_channels=(8, 8, 4), renderer_final_kernel=3,
+                w_background_perceptual=0.0, w_multiscale_perceptual=0.0,
+                pretraining_steps=2, gt_start=2, gt_end=1, gt_decrease_start=2, gt_decrease_steps=4,
+                obs_start=4, obs_end=4, obs_increase_start=0, obs_increase_steps=0,
+                lr=1e-3, lr_milestones=[1000000], batch_size=2,
+            )
+        v.update(overrides)
+        return cls.from_dict(v)

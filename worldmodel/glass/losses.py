@@ -1,0 +1,107 @@
+"""GLASS loss terms and weight maps (method.md section 5). "mean" is the mean over all tensor elements.
+
+Sequences are (B, T, C, H, W); "next" tensors hold frames 2..T and "prev" tensors frames 1..T-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+TERMS = (  # every loss term, in the order of method.md 5
+    "reconstruction", "foreground", "background", "background_perceptual", "binary_mask", "mask_size",
+    "multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq", "mask_reconstruction",
+)
+LMA_TERMS = ("multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq",
+             "mask_reconstruction")
+
+
+def channel_abs_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_c |a - b|: (B, T, C, H, W) x2 -> (B, T, 1, H, W)."""
+    return (a - b).abs().sum(dim=2, keepdim=True)
+
+
+def joint_weights(frames: torch.Tensor, composite: torch.Tensor, bias: float) -> torch.Tensor:
+    """omega_J (detached): sum_c|I_{t+1} - I_t| + sum_c|R_{t+1} - R_t| + bias, with R_1 := I_1.
+
+    frames (B, T, 3, H, W), composite R (B, T-1, 3, H, W) -> (B, T-1, 1, H, W).
+    """
+    r_prev = torch.cat([frames[:, :1], composite[:, :-1]], dim=1)  # (B, T-1, 3, H, W)
+    w = channel_abs_sum(frames[:, 1:], frames[:, :-1]) + channel_abs_sum(composite, r_prev) + bias
+    return w.detach()
+
+
+def unsupervised_weights(fg: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """omega_U (detached): sum_c|f_{t+1} - f_t| + sum_c|f^_{t+1} - f^_t|, with f^_1 := f_1.
+
+    fg (B, T, 3, H, W), recon f^ (B, T-1, 3, H, W) full resolution -> (B, T-1, 1, H, W).
+    """
+    recon_prev = torch.cat([fg[:, :1], recon[:, :-1]], dim=1)
+    return (channel_abs_sum(fg[:, 1:], fg[:, :-1]) + channel_abs_sum(recon, recon_prev)).detach()
+
+
+def action_weights(fg: torch.Tensor, fg_shifted: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """omega_A (detached): sum_c|f_{t+1} - f_t o Delta_F| + sum_c|f_{t+1} - f^_{t+1}|.
+
+    fg (B, T, 3, H, W), fg_shifted (B, T-1, 3, H, W), recon (B, T-1, 3, H, W) -> (B, T-1, 1, H, W).
+    """
+    return (channel_abs_sum(fg[:, 1:], fg_shifted) + channel_abs_sum(fg[:, 1:], recon)).detach()
+
+
+def resize_seq(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=False, no antialias) of (B, T, C, H, W) to (B, T, C, *size)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    b, t = x.shape[:2]
+    y = F.interpolate(x.flatten(0, 1), size=size, mode="bilinear", align_corners=False)  # (B*T, C, h, w)
+    return y.view(b, t, *y.shape[1:])
+
+
+def multiscale_losses(
+    target: torch.Tensor,
+    preds: list[torch.Tensor],
+    weights: list[torch.Tensor],
+    perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Weighted multiscale L1 terms (L_RECU, L_RECS) and the multiscale perceptual term (L_LMA-VGG).
+
+    Args:
+        target: f_{t+1} (B, T-1, 3, H, W) at full resolution.
+        preds: decoder outputs, full resolution first: [(B, T-1, 3, H/s, W/s) for s = 1, 2, 4].
+        weights: full-resolution weight maps (B, T-1, 1, H, W), one L1 term each.
+        perceptual: LPIPS-like (N, 3, h, w) x2 -> (N,) with a detached target as first argument, or None.
+    Returns:
+        one scalar per weight map (each averaged over the scales), and the perceptual scalar or None.
+    """
+    l1 = [target.new_zeros(()) for _ in weights]
+    perc = target.new_zeros(()) if perceptual is not None else None
+    for pred in preds:
+        size = tuple(pred.shape[-2:])
+        tgt = resize_seq(target, size)
+        diff = (tgt - pred).abs()
+        for i, w in enumerate(weights):
+            l1[i] = l1[i] + (resize_seq(w, size) * diff).mean() / len(preds)
+        if perceptual is not None:
+            perc = perc + perceptual(tgt.detach().flatten(0, 1), pred.flatten(0, 1)).mean() / len(preds)
+    return l1, perc
+
+
+def binary_mask_loss(mask: torch.Tensor) -> torch.Tensor:
+    """L_BIN = mean(min(m, 1 - m)) over all frames."""
+    return torch.minimum(mask, 1 - mask).mean()
+
+
+def mask_size_loss(mask: torch.Tensor, theta: float) -> torch.Tensor:
+    """L_SIZE = mean_{B,T} |mean_{H,W}(m) - theta|. mask (B, T, 1, H, W)."""
+    return (mask.mean(dim=(2, 3, 4)) - theta).abs().mean()
+
+
+def code_statistics(ids: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts (K,), perplexity exp(H(p)) and usage (fraction of codes used) of the code ids (N,)."""
+    counts = torch.bincount(ids.flatten(), minlength=num_codes).float()
+    p = counts / counts.sum().clamp_min(1)
+    perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+    usage = (counts > 0).float().mean()
+    return counts, perplexity, usage

@@ -1,0 +1,507 @@
+"""GLASS (Davtyan & Favaro, ECCV 2022) as a glassworld world model: training forward and losses (method.md 3, 5,
+6) and the generation interface of :mod:`worldmodel.api` (method.md 4).
+
+Generation (``start`` / ``step`` / ``generate``) always runs in eval mode (BatchNorm running statistics), without
+gradients, autoregressively from the first frame (num_gt = 1), with outputs clamped to the image range (method.md
+11.7-11.8). The full frame is composed as in method.md 4.1: the decoder's foreground and mask over the inpainted
+*first* background, shifted by a cumulative background offset. ``step`` adds a zero background shift per step
+unless ``bg_shift`` is given (the environment does not control the background); ``generate`` replays the
+background shifts estimated from the real clip, as the official evaluation does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..api import State
+from ..checkpoint import load_checkpoint
+from ..data.format import DatasetError
+from . import losses as L
+from .blocks import normalized_to_pixels, pixels_to_normalized, shift_images
+from .config import GlassConfig
+from .networks import (
+    ActionNetwork,
+    Dynamics,
+    Encoder,
+    InpaintingNetwork,
+    MaskingNetwork,
+    PoseNetwork,
+    Renderer,
+)
+
+log = logging.getLogger(__name__)
+
+DYN_KEYS = ("h0", "c0", "h1", "c1", "h2", "c2")
+DEFAULT_SHIFT_PX = 4.0
+# the default 9-shift grid (pixels): none + 8 directions of DEFAULT_SHIFT_PX (x right, y down)
+DEFAULT_SHIFTS: tuple[tuple[str, float, float], ...] = (
+    ("none", 0, 0), ("right", 1, 0), ("left", -1, 0), ("down", 0, 1), ("up", 0, -1),
+    ("down-right", 1, 1), ("down-left", -1, 1), ("up-right", 1, -1), ("up-left", -1, -1),
+)
+
+
+def _pairs(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> consecutive pairs concatenated on channels, folded: (B*(T-1), 2C, H, W)."""
+    return torch.cat([x[:, :-1], x[:, 1:]], dim=2).flatten(0, 1)
+
+
+class GlassModel(nn.Module):
+    """GLASS: global (M, N, P_f, P_b) and local (E, C, A, dynamics, D) motion analysis, plus generation.
+
+    Attributes (generation interface, see :class:`worldmodel.api.WorldModel`): height, width, num_codes,
+    shift_grid (n, 2) pixels, shift_names, code_meanings, start_frames (N, 3, H, W) uint8, device, metadata.
+    """
+
+    def __init__(self, cfg: GlassConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.masking = MaskingNetwork(cfg)
+        self.inpainting = InpaintingNetwork(cfg)
+        self.pose_fg = PoseNetwork(cfg)
+        self.pose_bg = PoseNetwork(cfg)
+        self.encoder = Encoder(cfg)
+        self.compressor = nn.Conv2d(cfg.feature_channels, cfg.state_channels, 1)
+        self.action = ActionNetwork(cfg)
+        self.dynamics = Dynamics(cfg)
+        self.renderer = Renderer(cfg)
+
+        self.height, self.width, self.num_codes = cfg.height, cfg.width, cfg.num_codes
+        grid = torch.tensor([[dx * DEFAULT_SHIFT_PX, dy * DEFAULT_SHIFT_PX] for _, dx, dy in DEFAULT_SHIFTS])
+        self.register_buffer("shift_grid", grid.float(), persistent=False)  # (n, 2) pixels
+        self.shift_names: list[str] = [n for n, _, _ in DEFAULT_SHIFTS]
+        self.code_meanings: list[str] | None = None
+        self.register_buffer("start_frames", torch.zeros(0, 3, cfg.height, cfg.width, dtype=torch.uint8),
+                             persistent=False)
+        self.metadata: dict[str, Any] = {}
+        if cfg.channels_last:
+            self.to(memory_format=torch.channels_last)  # conv weights NHWC; activations follow
+        # last batch of pre-quantisation actions (for dead-code restarts); not a buffer, not saved
+        self._recent_u: torch.Tensor | None = None
+        # the frozen perceptual network is built on first use and kept out of the state dict
+        object.__setattr__(self, "_perceptual", None)
+
+    # ================================================================================================ utilities
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per part (and "total")."""
+        parts = {"M": self.masking, "P_f": self.pose_fg, "P_b": self.pose_bg, "N": self.inpainting,
+                 "E": self.encoder, "C": self.compressor, "A": self.action, "dynamics": self.dynamics,
+                 "renderer": self.renderer}
+        out = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+        out["total"] = sum(p.numel() for p in self.parameters())
+        return out
+
+    def perceptual_status(self) -> str:
+        """"off" when both perceptual weights are 0, else the backbone: "pretrained" | "random"."""
+        if self.cfg.w_background_perceptual == 0 and self.cfg.w_multiscale_perceptual == 0:
+            return "off"
+        if self._perceptual is not None:
+            return self._perceptual.backbone
+        from ..perceptual import find_vgg_weights
+
+        return "pretrained" if find_vgg_weights() is not None else "random"
+
+    def _perceptual_net(self, device: torch.device) -> nn.Module:
+        if self._perceptual is None:
+            from ..perceptual import Perceptual
+
+            object.__setattr__(self, "_perceptual", Perceptual())
+        net = self._perceptual
+        if next(net.parameters()).device != device:
+            net.to(device)
+        return net
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Run in eval mode (BatchNorm running statistics) and restore the previous mode afterwards."""
+        was_training = self.training
+        self.train(False)
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
+    def _check_frames(self, x: torch.Tensor, dims: int, what: str) -> None:
+        shape = ("B", "T", 3, self.height, self.width)[-dims:]
+        ok = x.dim() == dims and tuple(x.shape[-3:]) == (3, self.height, self.width)
+        if not ok:
+            raise ValueError(f"{what} must be {shape} (this model is {self.height}x{self.width}), "
+                             f"got {tuple(x.shape)}")
+
+    def _to_model_range(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 or float [0, 1] images -> float [-1, 1] on the model's device."""
+        x = x.to(self.device)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return x * 2 - 1
+
+    # ================================================================================================ GMA
+    def _gma(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Global motion analysis of frames (B, T, 3, H, W) in [-1, 1] (method.md 3, steps 1-6)."""
+        b, t, _, h, w = frames.shape
+        x = frames.flatten(0, 1)  # (B*T, 3, H, W)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        m = self.masking(x)  # (B*T, 1, H, W)
+        fg = m * x
+        bg = self.inpainting.inpaint(x, m)
+        m5, fg5, bg5 = (v.reshape(b, t, -1, h, w) for v in (m, fg, bg))
+        shift_f = self.pose_fg(_pairs(fg5))  # (B*(T-1), 2)
+        shift_b = self.pose_bg(_pairs(bg5))
+        fm_w = shift_images(torch.cat([fg5[:, :-1], m5[:, :-1]], dim=2).flatten(0, 1), shift_f)  # (B*(T-1), 4, H, W)
+        bg_w = shift_images(bg5[:, :-1].flatten(0, 1), shift_b, padding_mode="border")
+        fg_w, m_w = fm_w[:, :3], fm_w[:, 3:]
+        composite = m_w * fg_w + (1 - m_w) * bg_w
+
+        def seq(v: torch.Tensor) -> torch.Tensor:
+            return v.reshape(b, t - 1, *v.shape[1:])  # (B*(T-1), ...) -> (B, T-1, ...)
+
+        return {"mask": m5, "fg": fg5, "bg": bg5, "shift_f": seq(shift_f), "shift_b": seq(shift_b),
+                "fg_shifted": seq(fg_w), "bg_shifted": seq(bg_w), "composite": seq(composite)}
+
+    # ================================================================================================ LMA
+    def _encode_actions(self, fg: torch.Tensor, fg_shifted: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """E on f (B, T, 3, H, W) and f o Delta_F (B, T-1, 3, H, W); A on the attended features.
+
+        Returns phi (B, T, F, h, w), e = C(phi) (B, T, s, h, w), u (B*(T-1), action_dim).
+        """
+        b, t = fg.shape[:2]
+        phi_all, alpha_all = self.encoder(torch.cat([fg.flatten(0, 1), fg_shifted.flatten(0, 1)]))
+        n = b * t
+        phi, alpha = phi_all[:n], alpha_all[:n]  # (B*T, F, h, w), (B*T, 1, h, w)
+        e = self.compressor(phi)
+        att = (phi * alpha).reshape(b, t, *phi.shape[1:])
+        att_shifted = phi_all[n:] * alpha_all[n:]  # (B*(T-1), F, h, w)
+        u = self.action(att_shifted, att[:, 1:].flatten(0, 1))
+        return phi.reshape(b, t, *phi.shape[1:]), e.reshape(b, t, *e.shape[1:]), u
+
+    def _render(self, s: torch.Tensor, b: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Render states (B*n, h, R_h, R_w) -> 3 scales (B, n, 3, ., .) and the mask (B, n, 1, H, W)."""
+        fgs, mask = self.renderer(s)
+        return [f.reshape(b, -1, *f.shape[1:]) for f in fgs], mask.reshape(b, -1, *mask.shape[1:])
+
+    def _lma(self, fg: torch.Tensor, codes: torch.Tensor, shifts: torch.Tensor, e: torch.Tensor, num_gt: int
+             ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor | None]]:
+        """Dynamics + rendering over a clip (method.md 3, steps 9-11).
+
+        Args:
+            fg: real foregrounds (B, T, 3, H, W) (unused except for shapes).
+            codes: (B, T-1, action_dim) local action codes; shifts: (B, T-1, 2) normalized.
+            e: (B, T, s, R_h, R_w) compressed states of the real frames.
+            num_gt: teacher-forced transitions (the rest re-encode the last reconstruction).
+        Returns:
+            reconstructions [(B, T-1, 3, H/s, W/s) for s = 1, 2, 4], masks (B, T-1, 1, H, W), and the
+            features E(f^_{t+1})[:F] computed for the autoregressive steps (None where not computed).
+        """
+        b, t = fg.shape[:2]
+        num_gt = max(1, min(num_gt, t - 1))
+        state = self.dynamics.initial_state(b)
+        outs = []
+        for k in range(num_gt):
+            s, state = self.dynamics(e[:, k], codes[:, k], shifts[:, k], state)
+            outs.append(s)
+        fgs, masks = self._render(torch.stack(outs, dim=1).flatten(0, 1), b)  # (B*num_gt, h, R_h, R_w)
+        fgs, masks = [[f] for f in fgs], [masks]
+        phi_hat: list[torch.Tensor | None] = [None] * (t - 1)
+        for k in range(num_gt, t - 1):
+            phi, _ = self.encoder(fgs[0][-1][:, -1])  # re-encode f^_k (B, 3, H, W)
+            phi_hat[k - 1] = phi
+            s, state = self.dynamics(self.compressor(phi), codes[:, k], shifts[:, k], state)
+            new_fgs, new_mask = self._render(s, b)
+            for lst, f in zip(fgs, new_fgs, strict=True):
+                lst.append(f)
+            masks.append(new_mask)
+        return [torch.cat(f, dim=1) for f in fgs], torch.cat(masks, dim=1), phi_hat
+
+    # ================================================================================================ training
+    def training_losses(self, frames: torch.Tensor, step: int
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """All GLASS losses on a batch of clips (method.md 3 and 5).
+
+        Args:
+            frames: (B, T, 3, H, W) float in [-1, 1], T >= 2 (already cut to ``cfg.num_obs(step)``).
+            step: the global training step (drives GMA pretraining and teacher forcing).
+        Returns:
+            total (scalar with grad), terms (name -> detached scalar: each unweighted loss term, plus
+            "vq_perplexity" and "vq_usage"; perceptual terms only when computed), aux (detached tensors in
+            [-1, 1]: "mask" (B,T,1,H,W) in [0, 1], "fg", "bg" (B,T,3,H,W), "composite", "recon_fg"
+            (B,T-1,3,H,W), "codes" (B,T-1) long).
+        """
+        self._check_frames(frames, 5, "frames")
+        cfg = self.cfg
+        b, t = frames.shape[:2]
+        if t < 2:
+            raise ValueError(f"training clips need at least 2 frames, got T={t}")
+        if self.training and b * (t - 1) < 2:
+            raise ValueError(f"training needs batch x (T-1) >= 2 for BatchNorm, got B={b}, T={t}; "
+                             "use a larger batch or longer clips")
+        terms: dict[str, torch.Tensor] = {}
+        weighted: dict[str, torch.Tensor] = {}
+
+        # ---- GMA
+        g = self._gma(frames)
+        w_j = L.joint_weights(frames, g["composite"], cfg.reconstruction_weight_bias)
+        terms["reconstruction"] = (w_j * (frames[:, 1:] - g["composite"]).abs()).mean()
+        terms["foreground"] = F.mse_loss(g["fg_shifted"], g["fg"][:, 1:])
+        terms["background"] = F.l1_loss(g["bg_shifted"], g["bg"][:, 1:])
+        if cfg.w_background_perceptual > 0:
+            perc = self._perceptual_net(frames.device)
+            terms["background_perceptual"] = perc(g["bg"][:, 1:].detach().flatten(0, 1),
+                                                  g["bg_shifted"].flatten(0, 1)).mean()
+        terms["binary_mask"] = L.binary_mask_loss(g["mask"])
+        terms["mask_size"] = L.mask_size_loss(g["mask"], cfg.mask_size)
+
+        # ---- LMA: detached inputs; without gradients during GMA pretraining (its terms are x0 then)
+        lma_on = cfg.lma_active(step)
+        with contextlib.nullcontext() if lma_on else torch.no_grad():
+            fg, fg_w, shift_f = g["fg"].detach(), g["fg_shifted"].detach(), g["shift_f"].detach()
+            phi, e, u = self._encode_actions(fg, fg_w)
+            code, ids, terms["vq"] = self.action.vq(u)
+            self._recent_u = u.detach()
+            codes = code.view(b, t - 1, -1)
+            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step))
+            w_u = L.unsupervised_weights(fg, recon[0])
+            w_a = L.action_weights(fg, fg_w, recon[0])
+            use_perc = lma_on and cfg.w_multiscale_perceptual > 0
+            (terms["multiscale_global"], terms["multiscale_local"]), perc_term = L.multiscale_losses(
+                fg[:, 1:], recon, [w_u, w_a], self._perceptual_net(frames.device) if use_perc else None)
+            if perc_term is not None:
+                terms["multiscale_perceptual"] = perc_term
+            missing = [k for k, v in enumerate(phi_hat) if v is None]
+            if missing:
+                phi_missing, _ = self.encoder(recon[0][:, missing].flatten(0, 1))  # (B*len, F, h, w)
+                phi_missing = phi_missing.reshape(b, len(missing), *phi_missing.shape[1:])
+                for j, k in enumerate(missing):
+                    phi_hat[k] = phi_missing[:, j]
+            terms["cycle"] = F.l1_loss(torch.stack(phi_hat, dim=1), phi[:, 1:].detach())
+            terms["mask_reconstruction"] = F.l1_loss(recon_mask, g["mask"][:, 1:].detach())
+
+        weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
+        for name, value in terms.items():
+            if name in L.LMA_TERMS and not lma_on:
+                continue
+            if weights[name] != 0:
+                weighted[name] = weights[name] * value
+        if not weighted:
+            raise ValueError("every active GLASS loss weight is 0; set at least one w_* > 0")
+        total = torch.stack(list(weighted.values())).sum()
+
+        _, perplexity, usage = L.code_statistics(ids, cfg.num_codes)
+        out_terms = {k: v.detach() for k, v in terms.items()}
+        out_terms["vq_perplexity"] = perplexity
+        out_terms["vq_usage"] = usage
+        aux = {"mask": g["mask"].detach(), "codes": ids.view(b, t - 1),
+               **{k: v.detach().clamp(-1, 1) for k, v in
+                  (("fg", g["fg"]), ("bg", g["bg"]), ("composite", g["composite"]), ("recon_fg", recon[0]))}}
+        return total, out_terms, aux
+
+    @torch.no_grad()
+    def reset_dead_codes(self, usage_counts: torch.Tensor) -> int:
+        """Re-initialise codebook rows whose ``usage_counts`` (K,) are 0; returns how many.
+
+        Dead rows get pre-quantisation actions u of the most recent training batch (plus 1% noise), so they
+        land where the action network's outputs are; without a recent batch, U(-1/K, 1/K) as at init.
+        """
+        counts = torch.as_tensor(usage_counts).flatten()
+        if counts.numel() != self.num_codes:
+            raise ValueError(f"usage_counts must have {self.num_codes} entries (one per code), got {counts.numel()}")
+        dead = (counts == 0).nonzero().flatten().to(self.device)
+        if dead.numel() == 0:
+            return 0
+        book = self.action.vq.codebook
+        k = self.num_codes
+        if self._recent_u is not None and self._recent_u.shape[0] > 0:
+            u = self._recent_u.to(book.device)
+            pick = torch.randint(0, u.shape[0], (dead.numel(),), device=book.device)
+            scale = u.std().clamp_min(1.0 / k)
+            new = u[pick] + 0.01 * scale * torch.randn_like(u[pick])
+        else:
+            new = torch.empty(dead.numel(), book.shape[1], device=book.device).uniform_(-1.0 / k, 1.0 / k)
+        book[dead] = new.to(book.dtype)
+        log.info("reset %d dead code(s): %s", dead.numel(), dead.tolist())
+        return int(dead.numel())
+
+    # ================================================================================================ analysis
+    @torch.no_grad()
+    def segment(self, frames: torch.Tensor) -> torch.Tensor:
+        """Agent masks. frames (B, T, 3, H, W) uint8 or float in [0, 1] -> (B, T, 1, H, W) in [0, 1]."""
+        self._check_frames(frames, 5, "frames")
+        with self._eval_mode():
+            x = self._to_model_range(frames)
+            return self.masking(x.flatten(0, 1)).reshape(*x.shape[:2], 1, self.height, self.width)
+
+    @torch.no_grad()
+    def estimate_shifts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Foreground and background content motion (dx, dy) in pixels: frames (B, T, 3, H, W) -> 2 x (B, T-1, 2)."""
+        self._check_frames(frames, 5, "frames")
+        with self._eval_mode():
+            g = self._gma(self._to_model_range(frames))
+        return (normalized_to_pixels(g["shift_f"], self.height, self.width),
+                normalized_to_pixels(g["shift_b"], self.height, self.width))
+
+    def _infer(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """GMA + action inference on a real clip (eval mode is the caller's job). Shifts in pixels."""
+        self._check_frames(video, 5, "video")
+        if video.shape[1] < 2:
+            raise ValueError(f"inferring actions needs at least 2 frames, got T={video.shape[1]}")
+        g = self._gma(self._to_model_range(video))
+        _, _, u = self._encode_actions(g["fg"], g["fg_shifted"])
+        ids = self.action.vq.nearest(u).reshape(video.shape[0], -1)  # (B, T-1)
+        return {"shift_f": normalized_to_pixels(g["shift_f"], self.height, self.width),
+                "shift_b": normalized_to_pixels(g["shift_b"], self.height, self.width),
+                "codes": ids, "mask": g["mask"]}
+
+    @torch.no_grad()
+    def infer_actions(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions between consecutive real frames: video (B, T, 3, H, W) uint8 or float [0, 1] ->
+        shifts (B, T-1, 2) float (dx, dy) pixels (foreground content motion), codes (B, T-1) long."""
+        with self._eval_mode():
+            r = self._infer(video)
+        return r["shift_f"], r["codes"]
+
+    # ================================================================================================ generation
+    @torch.no_grad()
+    def start(self, frames: torch.Tensor) -> State:
+        """Begin B rollouts from real frames (B, 3, H, W) uint8 or float in [0, 1].
+
+        The state (all batch first): "fg" (B, 3, H, W) current foreground observation in [-1, 1] (f_1 = m_1 I_1,
+        later the decoder's f^); "bg" (B, 3, H, W) inpainted first background; "bg_offset" (B, 2) cumulative
+        background shift in pixels; "h0".."c2" the ConvLSTM states.
+        """
+        self._check_frames(frames, 4, "frames")
+        with self._eval_mode():
+            x = self._to_model_range(frames)
+            m = self.masking(x)
+            bg = self.inpainting.inpaint(x, m).clamp(-1, 1)
+            dyn = self.dynamics.initial_state(x.shape[0])
+            return {"fg": m * x, "bg": bg, "bg_offset": x.new_zeros(x.shape[0], 2),
+                    **{k: v.contiguous().clone() for k, v in dyn.items()}}
+
+    def _shift_pixels(self, shift: torch.Tensor, b: int) -> torch.Tensor:
+        """(B,) long indices into shift_grid or (B, 2) float pixels -> (B, 2) float pixels on the device."""
+        shift = torch.as_tensor(shift, device=self.device)
+        if shift.dim() == 1 and not shift.is_floating_point():
+            if shift.shape[0] != b:
+                raise ValueError(f"shift indices must be (B,) = ({b},), got {tuple(shift.shape)}")
+            n = self.shift_grid.shape[0]
+            if shift.numel() and (shift.min() < 0 or shift.max() >= n):
+                raise ValueError(f"shift indices must lie in [0, {n}) (rows of shift_grid), got {shift.tolist()}")
+            return self.shift_grid[shift.long()]
+        if shift.shape == (b, 2):
+            return shift.float()
+        raise ValueError(f"shift must be (B,) long indices into shift_grid or (B, 2) float pixels (dx, dy) "
+                         f"with B={b}, got {tuple(shift.shape)} {shift.dtype}")
+
+    @torch.no_grad()
+    def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
+             generator: torch.Generator | None = None,
+             bg_shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Advance every rollout by one frame.
+
+        Args:
+            state: from :meth:`start` or a previous step.
+            shift: (B,) long indices into ``shift_grid`` or (B, 2) float (dx, dy) foreground motion in pixels.
+            code: (B,) long local action codes in [0, K).
+            generator: accepted for the interface; GLASS is deterministic (its noise inputs are dead).
+            bg_shift: optional (B, 2) float background content shift in pixels; default zero.
+        Returns:
+            frame (B, 3, H, W) in [0, 1], agent mask (B, 1, H, W) in [0, 1], next state.
+        """
+        b = state["fg"].shape[0]
+        shift_px = self._shift_pixels(shift, b)
+        code = torch.as_tensor(code, device=self.device)
+        if code.shape != (b,) or code.is_floating_point():
+            raise ValueError(f"code must be (B,) = ({b},) long, got {tuple(code.shape)} {code.dtype}")
+        if code.numel() and (code.min() < 0 or code.max() >= self.num_codes):
+            raise ValueError(f"codes must lie in [0, {self.num_codes}), got {code.tolist()}")
+        bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
+            bg_shift, device=self.device).float().view(b, 2)
+        with self._eval_mode():
+            phi, _ = self.encoder(state["fg"])
+            s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code.long()],
+                                   pixels_to_normalized(shift_px, self.height, self.width),
+                                   {k: state[k] for k in DYN_KEYS})
+            fgs, mask = self.renderer(s)
+            fg = fgs[0]
+            offset = state["bg_offset"] + bg_px
+            bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
+                              mode="nearest", padding_mode="border")
+            frame = mask * fg + (1 - mask) * bg
+        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, **dyn}
+        return ((frame + 1) / 2).clamp(0, 1), mask.clamp(0, 1), new_state
+
+    @torch.no_grad()
+    def generate(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruct a real clip from its first frame and its inferred actions (method.md 4.1, num_gt = 1).
+
+        Args:
+            video: (B, T, 3, H, W) uint8 or float in [0, 1].
+        Returns:
+            frames (B, T, 3, H, W) in [0, 1] (frames[:, 0] is the real first frame) and agent masks
+            (B, T, 1, H, W) in [0, 1] (mask 0 is the segmentation of the first frame).
+        """
+        with self._eval_mode():
+            r = self._infer(video)
+            state = self.start(video[:, 0])
+            first = ((self._to_model_range(video[:, 0]) + 1) / 2).clamp(0, 1)
+            frames, masks = [first], [r["mask"][:, 0]]
+            for k in range(video.shape[1] - 1):
+                frame, mask, state = self.step(state, r["shift_f"][:, k], r["codes"][:, k],
+                                               bg_shift=r["shift_b"][:, k])
+                frames.append(frame)
+                masks.append(mask)
+        return torch.stack(frames, dim=1), torch.stack(masks, dim=1)
+
+    # ================================================================================================ env info / io
+    def set_env_info(self, info: dict[str, Any]) -> None:
+        """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames."""
+        if "shift_grid" in info and info["shift_grid"] is not None:
+            grid = torch.as_tensor(info["shift_grid"], dtype=torch.float32)
+            if grid.dim() != 2 or grid.shape[1] != 2 or grid.shape[0] < 1:
+                raise ValueError(f"env_info shift_grid must be (n, 2) pixels, got {tuple(grid.shape)}")
+            names = list(info.get("shift_names") or [f"shift{i}" for i in range(grid.shape[0])])
+            if len(names) != grid.shape[0]:
+                raise ValueError(f"env_info has {grid.shape[0]} shifts but {len(names)} shift_names")
+            self.shift_grid = grid.to(self.device)
+            self.shift_names = names
+        meanings = info.get("code_meanings")
+        if meanings is not None:
+            if len(meanings) != self.num_codes:
+                raise ValueError(f"env_info code_meanings has {len(meanings)} names for {self.num_codes} codes")
+            self.code_meanings = list(meanings)
+        frames = info.get("start_frames")
+        if frames is not None:
+            frames = torch.as_tensor(frames)
+            if frames.dim() != 4 or tuple(frames.shape[1:]) != (3, self.height, self.width) \
+                    or frames.dtype != torch.uint8:
+                raise ValueError(f"env_info start_frames must be uint8 (N, 3, {self.height}, {self.width}), "
+                                 f"got {frames.dtype} {tuple(frames.shape)}")
+            self.start_frames = frames.to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> GlassModel:
+        """Rebuild a trained model (eval mode, on ``device``) from a glassworld checkpoint alone."""
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt.get("model") != "glass":
+            raise DatasetError(f"{path} holds a {ckpt.get('model')!r} model, not a GLASS one")
+        model = cls(GlassConfig.from_dict(ckpt["model_config"]))
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as e:
+            raise DatasetError(f"{path}: weights do not fit its own model_config ({e})") from None
+        model.to(device)
+        if ckpt.get("env_info"):
+            model.set_env_info(ckpt["env_info"])
+        model.metadata = dict(ckpt.get("card") or {})
+        return model.eval()
