@@ -101,7 +101,7 @@ def test_train_writes_checkpoint_tensorboard_config_and_metrics(trained, data):
     assert "preset: tiny" in (run_dir / "config.yaml").read_text()
 
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
-    assert ckpt["model"] == "glass" and ckpt["step"] == 4 and ckpt["model_config"]["preset"] == "tiny"
+    assert ckpt["model"] == "glass" and ckpt["step"] == 4 and ckpt["model_config"]["preset_name"] == "tiny"
     assert load_checkpoint(run_dir / "checkpoint_step2.pt")["step"] == 2
     assert {"optimizer", "scheduler", "rng", "run_config", "env_info", "perceptual", "card"} <= set(ckpt)
     assert ckpt["perceptual"] == "off"  # the tiny preset has no perceptual terms

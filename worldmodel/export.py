@@ -126,8 +126,10 @@ def _jsonable(obj: Any) -> Any:
 def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -> str:
     """A human-readable model card."""
     env = ckpt.get("env_info") or {}
-    lines = [f"# Model card: {name}", "", f"- model: {ckpt['model']} (preset {ckpt['model_config'].get('preset')}), "
-             f"{ckpt['model_config'].get('height')}x{ckpt['model_config'].get('width')} frames",
+    mc = ckpt["model_config"]
+    preset = card.get("preset") or mc.get("preset_name") or mc.get("preset")
+    lines = [f"# Model card: {name}", "", f"- model: {ckpt['model']} (preset {preset}), "
+             f"{mc.get('height')}x{mc.get('width')} frames",
              f"- training steps: {ckpt['step']}", f"- perceptual backbone: {ckpt.get('perceptual')}"]
     for key in ("command", "dataset", "dataset_command", "generator", "wall_time_s", "hardware", "torch",
                 "file_size_mb"):
