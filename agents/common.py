@@ -47,8 +47,16 @@ def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step"
         kwargs["task_kwargs"] = dict(spec.task_kwargs)
     if spec.max_episode_steps:
         kwargs["max_episode_steps"] = int(spec.max_episode_steps)
+    env_id = spec.env
+    if spec.checkpoint and env_id in envs.SHIPPED:
+        # checkpoint=PATH replaces a shipped id's own file, which may not be in this install (its registration
+        # then only raises MissingCheckpointError): play PATH as GlassWorld-v0 with the id's other defaults
+        reg = gym.spec(env_id)
+        kwargs = {**{k: v for k, v in (reg.kwargs or {}).items() if k != "checkpoint"}, **kwargs}
+        kwargs.setdefault("max_episode_steps", reg.max_episode_steps)
+        env_id = "GlassWorld-v0"
     try:
-        return gym.make_vec(spec.env, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     except FileNotFoundError as e:
         raise DatasetError(str(e)) from None
 

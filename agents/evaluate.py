@@ -5,9 +5,11 @@ Usage (``key=value`` overrides of ``configs/agent_eval.yaml``)::
     glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassWorld-v0 checkpoint=MODEL.pt episodes=32
     glassworld agent-eval policy=planner env=GlassTennis-v0 real=true episodes=16
     glassworld agent-eval policy=random env=GlassBreakout-v0 real=true +task_kwargs.target_axes=x
+    glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassTennis-v0 real=true baseline=random
 
 ``policy``: a zip saved by ``glassworld agent`` (PPO or A2C), ``planner`` (:class:`agents.planner.CEMPlanner`
-imagining in the model) or ``random``. With ``real=true`` the same policy plays the ALE game the model was
+imagining in the model) or ``random``; ``baseline=random`` also plays a second policy in the same envs, as a
+reference column. With ``real=true`` the same policy plays the ALE game the model was
 trained on (:class:`envs.real.RealGameVectorEnv`: same observation size, same task, agent position from RAM),
 its (shift, code) actions turned into joystick actions by a map learned from labelled real transitions
 (:mod:`agents.mapping`). Success rate and return are printed side by side for the dream and the real game.
@@ -21,6 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from worldmodel.data.format import DatasetError
 
@@ -67,6 +71,8 @@ class EvalAgentConfig:
     mapping: MappingOptions = field(default_factory=MappingOptions)
     planner: PlannerOptions = field(default_factory=PlannerOptions)
     out: str | None = None
+    baseline: str | None = None  # a second policy (random | planner | PATH) played in the same envs, for reference
+    progress: bool = False  # tqdm bars of finished episodes (stderr)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalAgentConfig:
@@ -119,8 +125,97 @@ def _algo_of(path: Path) -> str:
     return "ppo"
 
 
+class EpisodeProgress:
+    """A vector env that advances a tqdm bar for every finished episode (delegates everything else).
+
+    ``total``: the bar's length (episodes); ``desc``: its label; :meth:`done` closes the bar (not the env).
+    """
+
+    def __init__(self, venv: Any, total: int, desc: str, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.venv = venv
+        self.bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=None if enabled else True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.venv, name)
+
+    def step(self, actions: Any) -> tuple[Any, ...]:
+        out = self.venv.step(actions)
+        done = int((out[2] | out[3]).sum())
+        if done:
+            self.bar.update(min(done, self.bar.total - self.bar.n))
+        return out
+
+    def done(self) -> None:
+        self.bar.close()
+
+
+def _play(venv: Any, policy: Any, cfg: EvalAgentConfig, desc: str) -> dict[str, Any]:
+    """:func:`run_episodes` of ``policy`` in ``venv`` with an optional progress bar; the stats as a dict."""
+    per_env = -(-cfg.episodes // venv.num_envs)
+    env = EpisodeProgress(venv, per_env * venv.num_envs, desc, cfg.progress)
+    try:
+        return run_episodes(env, policy, cfg.episodes, cfg.seed, cfg.deterministic).to_dict()  # type: ignore[arg-type]
+    finally:
+        env.done()
+
+
+def real_game_of(model: Any, game: str | None = None) -> str:
+    """The playable real game of a world model (its checkpoint card's Atari game, or ``game``).
+
+    Raises a ValueError saying why there is none: the card names no Atari game, or the game has no RAM agent
+    position (tasks need one).
+    """
+    from envs.real import RealGameVectorEnv
+
+    env = RealGameVectorEnv.for_model(model, 1, game=game, task="none")
+    env.close()
+    return env.game_config.game
+
+
+def make_real_env(cfg: EvalAgentConfig, dream: Any, num_envs: int, autoreset_mode: str = "same_step",
+                  action_map: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """The real game behind ``dream`` with its task and episode limit, and a description of its action map.
+
+    The (shift, code) -> joystick map is ``action_map`` when given, else per ``cfg.action_map``: learned from
+    labelled real transitions (cached beside the checkpoint, :mod:`agents.mapping`) or name-based.
+    """
+    from envs.real import RealGameVectorEnv
+
+    from .mapping import MappingConfig, load_or_learn_action_map
+
+    model = dream.model
+    # the dream's own task options (an id's defaults included, e.g. GlassBreakout-v0's target_axes=x)
+    kw: dict[str, Any] = {"task": dream.task.name, "task_kwargs": dream.config.task_kwargs or None,
+                          "max_episode_steps": dream.max_episode_steps, "autoreset_mode": autoreset_mode,
+                          "game": cfg.game}
+    if action_map is not None:
+        real = RealGameVectorEnv.for_model(model, num_envs, action_map=np.asarray(action_map, dtype=np.int64), **kw)
+        return real, {"source": "given", "table": real.core.action_map.tolist()}
+    real = RealGameVectorEnv.for_model(model, num_envs, **kw)
+    if cfg.action_map == "heuristic":
+        return real, {"source": "heuristic", "table": real.core.action_map.tolist()}
+    m = cfg.mapping
+    collector = RealGameVectorEnv.for_model(model, num_envs, **kw)
+    try:
+        amap = load_or_learn_action_map(model, collector, dream.config.checkpoint,
+                                        MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
+    finally:
+        collector.close()
+    real.core.set_action_map(amap.table)
+    for line in amap.describe(*dream.action_meanings):
+        log.debug("action map: %s", line)
+    return real, amap.to_dict()
+
+
 def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:
-    """Play ``cfg.policy`` in the dream (and the real game when ``cfg.real``); returns the results dict."""
+    """Play ``cfg.policy`` (and ``cfg.baseline``) in the dream, and in the real game when ``cfg.real``.
+
+    Returns ``{"policy", "env", "task", "episodes", "max_episode_steps", "dream": stats, ["real_game",
+    "action_map", "real": stats], ["baseline": {"policy", "dream": stats, ["real": stats]}]}`` with stats as
+    :meth:`agents.common.EpisodeStats.to_dict`; also written to ``cfg.out`` when set.
+    """
     if cfg.threads:
         import torch
 
@@ -129,44 +224,39 @@ def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:
     model = dream.model
     results: dict[str, Any] = {"policy": cfg.policy, "env": cfg.env, "task": dream.task.name,
                                "episodes": cfg.episodes, "max_episode_steps": dream.max_episode_steps}
-    policy = load_policy(cfg.policy, dream, model, cfg)
-    log.info("dream: %d episodes of %s", cfg.episodes, cfg.policy)
-    results["dream"] = run_episodes(dream, policy, cfg.episodes, cfg.seed, cfg.deterministic).to_dict()
-    if cfg.real:
-        from envs.real import RealGameVectorEnv
-
-        from .mapping import MappingConfig, load_or_learn_action_map
-
-        kw = dict(task=dream.task.name, task_kwargs=cfg.task_kwargs or None,
-                  max_episode_steps=dream.max_episode_steps, autoreset_mode="same_step", game=cfg.game)
-        real = RealGameVectorEnv.for_model(model, cfg.n_envs, **kw)
-        if cfg.action_map == "learned":
-            m = cfg.mapping
-            collector = RealGameVectorEnv.for_model(model, cfg.n_envs, **kw)
-            amap = load_or_learn_action_map(model, collector, dream.config.checkpoint,
-                                            MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
-            collector.close()
-            real.core.set_action_map(amap.table)
-            results["action_map"] = amap.to_dict()
-            for line in amap.describe(*dream.action_meanings):
-                log.info("action map: %s", line)
-        else:
-            results["action_map"] = {"source": "heuristic", "table": real.core.action_map.tolist()}
-        results["real_game"] = real.game_config.game
-        real_policy = load_policy(cfg.policy, real, model, cfg)
-        log.info("real %s: %d episodes of %s", real.game_config.game, cfg.episodes, cfg.policy)
-        results["real"] = run_episodes(real, real_policy, cfg.episodes, cfg.seed, cfg.deterministic).to_dict()
-        real.close()
-    dream.close()
+    names = [("policy", cfg.policy)] + ([("baseline", cfg.baseline)] if cfg.baseline else [])
+    if cfg.baseline:
+        results["baseline"] = {"policy": cfg.baseline}
+    try:
+        for key, name in names:
+            log.info("dream: %d episodes of %s", cfg.episodes, name)
+            stats = _play(dream, load_policy(name, dream, model, cfg), cfg, f"dream: {name}")
+            (results if key == "policy" else results["baseline"])["dream"] = stats
+        if cfg.real:
+            real, amap = make_real_env(cfg, dream, cfg.n_envs)
+            try:
+                results["action_map"] = amap
+                results["real_game"] = real.game_config.game
+                for key, name in names:
+                    log.info("real %s: %d episodes of %s", real.game_config.game, cfg.episodes, name)
+                    stats = _play(real, load_policy(name, real, model, cfg), cfg, f"real: {name}")
+                    (results if key == "policy" else results["baseline"])["real"] = stats
+            finally:
+                real.close()
+    finally:
+        dream.close()
     if cfg.out:
         write_json(Path(cfg.out), results)
     return results
 
 
 def format_results(results: dict[str, Any]) -> str:
+    """A table of the results of :func:`evaluate`: one column per (policy, world), baseline columns last."""
     cols = [("dream", results["dream"])] + ([("real", results["real"])] if "real" in results else [])
-    lines = [f"policy {results['policy']} on {results['env']} (task {results['task']}, "
-             f"{results['episodes']} episodes, limit {results['max_episode_steps']} steps)",
+    base = results.get("baseline") or {}
+    cols += [(f"{w} ({base['policy']})", base[w]) for w in ("dream", "real") if w in base]
+    lines = [(f"policy {results['policy']} on {results['env']} (task {results['task']}, "
+              f"{results['episodes']} episodes, limit {results['max_episode_steps']} steps)"),
              f"{'':>14}" + "".join(f"{name:>18}" for name, _ in cols)]
     for key, label, fmt in (("success_rate", "success rate", "{:.1%}"), ("mean_return", "mean return", "{:.3f}"),
                             ("std_return", "std return", "{:.3f}"), ("mean_length", "mean length", "{:.1f}")):

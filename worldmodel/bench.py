@@ -1,6 +1,6 @@
 """``glassworld bench NAME key=value ...``: speed measurements that write JSON.
 
-Benchmarks (one function each in :data:`BENCHES`; more, e.g. ``env`` and ``play``, plug in the same way):
+Benchmarks (one function each in :data:`BENCHES`, configured by :data:`BENCH_CONFIGS`):
 
 * ``train``: training iterations/s, frames/s and peak RSS of a model preset on synthetic clips::
 
@@ -9,10 +9,25 @@ Benchmarks (one function each in :data:`BENCHES`; more, e.g. ``env`` and ``play`
 
   ``model.preset=paper`` at its defaults (96x128, batch 4 x 6 frames) is comparable with the official GLASS code
   measured on this project's CPU: 33.5 s/step, 6.7 GB peak RSS (stored in the result as ``reference``).
+
+* ``env``: dream vector-env steps/s at several N (CPU, and CUDA when present) against ALE Tennis steps/s measured
+  in the same run (:mod:`envs.bench`; keys of ``configs/bench_env.yaml``)::
+
+      glassworld bench env [checkpoint=PATH] [num_envs=[1,16,64,256]] [devices=[cpu,cuda]] [seconds=5]
+          [preset=cpu height=96 width=128] [out=FILE.json]
+
+* ``play``: frames/s of the ``glassworld play`` loop, headless (:mod:`agents.bench_play`; keys of
+  ``configs/bench_play.yaml``)::
+
+      glassworld bench play [checkpoint=PATH] [frames=200] [threads=[1,2]] [out=FILE.json]
+
+``env`` and ``play`` live in the envs and agents packages; they are imported by name when they run, so
+``worldmodel`` itself never imports gymnasium or stable-baselines3.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import platform
@@ -167,9 +182,35 @@ def _train_config(cfg: DictConfig) -> BenchTrainConfig:
                             seed=int(d.get("seed", 0)), **bench)
 
 
+def _bench_in(name: str, module: str) -> Callable[[DictConfig], dict[str, Any]]:
+    """Benchmark ``name``, living in ``module`` (imported when it runs), which exposes ``config_from_dict(dict)``
+    (one ValueError for bad keys) and ``run_bench(config) -> dict``. ``out`` is the CLI's, not the benchmark's."""
+
+    def run(cfg: DictConfig) -> dict[str, Any]:
+        d = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(d, dict)
+        d.pop("out", None)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise DatasetError(f"this benchmark needs {module}, which cannot be imported ({e}); install glassworld "
+                               "with its envs and agents packages (pip install -e .)") from None
+        try:
+            bench_cfg = mod.config_from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise DatasetError(str(e)) from None
+        return {"bench": name, **mod.run_bench(bench_cfg)}
+
+    return run
+
+
 BENCHES: dict[str, tuple[Callable[[DictConfig], dict[str, Any]], str]] = {
     "train": (lambda cfg: bench_train(_train_config(cfg)), "training it/s, frames/s and peak RSS (synthetic data)"),
+    "env": (_bench_in("env", "envs.bench"), "dream env steps/s at N = 1..256 (CPU, CUDA) vs ALE Tennis steps/s"),
+    "play": (_bench_in("play", "agents.bench_play"), "frames/s of the `glassworld play` loop, headless"),
 }
+# The Hydra config each benchmark composes (configs/<name>.yaml); others use the root config.yaml.
+BENCH_CONFIGS: dict[str, str] = {"env": "bench_env", "play": "bench_play"}
 
 
 def _usage() -> str:
@@ -189,7 +230,7 @@ def cli_main(argv: list[str]) -> int:
     from .config import compose
 
     try:
-        cfg = compose(rest)
+        cfg = compose(rest, config_name=BENCH_CONFIGS.get(name, "config"))
         result = BENCHES[name][0](cfg)
         out = cfg.get("out")
         if out:

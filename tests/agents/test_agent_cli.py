@@ -15,7 +15,7 @@ def test_agent_then_agent_eval_in_dream_and_real_game(glass_checkpoint, tmp_path
     rc = main(["agent", f"checkpoint={glass_checkpoint}", "algo=ppo", "n_envs=2", "total_timesteps=48",
                "policy.n_steps=8", "policy.batch_size=16", "policy.n_epochs=1", "policy.features_dim=32",
                "eval.freq=16", "eval.episodes=2", "eval.n_envs=2", "max_episode_steps=6", f"run_dir={run}",
-               "device=cpu", "threads=1"])
+               "device=cpu", "threads=1", "final_eval.episodes=2", "final_eval.n_envs=2", "video.steps=4"])
     assert rc == 0, capsys.readouterr().err
     for name in ("policy.zip", "best_model.zip", "agent.json", "metrics.json"):
         assert (run / name).is_file(), name

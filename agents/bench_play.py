@@ -1,0 +1,157 @@
+"""Speed of the ``glassworld play`` loop (model + drawing), headless: ``glassworld bench play`` and
+``scripts/bench_play.py``.
+
+A headless viewer (SDL dummy driver, no frame-rate sleep) plays a dream with the agent walking right every frame,
+so the model steps once per frame. Without ``checkpoint`` the model is an untrained one of ``model``/``preset``
+at ``height`` x ``width`` (a trained model of the same size steps at the same speed). Reported per thread count:
+
+* ``play_fps``: frames per second of the whole loop (input, env.step, render, window scaling, HUD, flip);
+* ``env_step_fps``: env.step alone (model + task + numpy edge) in a plain loop, no viewer;
+* ``viewer_ms_per_frame``: what the viewer adds per frame (loop time minus env.step time);
+* ``draw_only_fps``: the loop while paused (drawing without the model);
+* ``*_per_cpu_s`` variants divide by process CPU time, which other jobs on a shared machine affect much less.
+
+The target is ``play_fps >= 60`` with the model stepping every frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchPlayConfig:
+    """What ``bench play`` times."""
+
+    checkpoint: str | None = None  # None: an untrained `model`/`preset` at height x width
+    model: str = "glass"
+    preset: str = "cpu"
+    height: int = 96  # the cpu preset's default resolution (configs/config.yaml)
+    width: int = 128
+    frames: int = 200  # timed frames per measurement
+    threads: list[int] = field(default_factory=lambda: [1])  # torch intra-op threads, one measurement each
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.frames < 1 or self.height < 8 or self.width < 8:
+            raise ValueError(f"frames must be >= 1 and height, width >= 8; got frames={self.frames}, "
+                             f"{self.height}x{self.width}")
+        if not self.threads or any(int(t) < 1 for t in self.threads):
+            raise ValueError(f"threads must be a non-empty list of counts >= 1, got {self.threads}")
+
+
+def config_from_dict(d: dict[str, Any]) -> BenchPlayConfig:
+    """A :class:`BenchPlayConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
+    error for unknown keys (the hook of ``glassworld bench play``)."""
+    known = {f.name for f in dataclasses.fields(BenchPlayConfig)}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ValueError(f"unknown bench play option(s) {bad}; known: {sorted(known)}")
+    d = {k: v for k, v in d.items() if v is not None}
+    if isinstance(d.get("threads"), int):
+        d["threads"] = [d["threads"]]
+    cfg = BenchPlayConfig(**d)
+    cfg.validate()
+    return cfg
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "loadavg_1m": None if load is None else round(load[0], 2)}
+
+
+def make_env(cfg: BenchPlayConfig) -> Any:
+    """The single dream env the viewer plays (rgb_array rendering, no time limit)."""
+    import gymnasium as gym
+    import torch
+
+    import envs  # noqa: F401  (registers GlassWorld-v0)
+
+    kw: dict[str, Any] = {"render_mode": "rgb_array", "task": "reach", "max_episode_steps": 10**9}
+    if cfg.checkpoint:
+        return gym.make("GlassWorld-v0", checkpoint=cfg.checkpoint, **kw)
+    from worldmodel.models import build_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.preset, cfg.height, cfg.width, {}).eval()
+    start = (torch.rand(4, 3, cfg.height, cfg.width) * 255).to(torch.uint8)
+    if hasattr(model, "set_env_info"):
+        model.set_env_info({"start_frames": start})
+    else:
+        model.start_frames = start
+    return gym.make("GlassWorld-v0", model=model, **kw)
+
+
+def bench_env_step(env: Any, frames: int) -> dict[str, float]:
+    """env.step + render alone, ``frames`` times after 5 warm-up steps."""
+    import numpy as np
+
+    env.reset(seed=0)
+    action = np.array([1, 0])
+    for _ in range(5):  # warm-up
+        env.step(action)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(frames):
+        env.step(action)
+        env.render()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"env_step_fps": frames / wall, "env_step_per_cpu_s": frames / max(cpu, 1e-9),
+            "env_step_ms": 1e3 * wall / frames}
+
+
+def bench_viewer(env: Any, frames: int, keys: str) -> dict[str, Any]:
+    """The headless viewer playing scripted ``keys`` for ``frames`` frames (after a short warm-up)."""
+    from .play import PlayConfig, play
+
+    play(PlayConfig(headless=True, keys="right*5", seed=0), env=env)  # warm-up (fonts, surfaces)
+    c0 = time.process_time()
+    res = play(PlayConfig(headless=True, keys=keys, frames=frames, seed=0), env=env)
+    cpu = time.process_time() - c0
+    return {"fps": res.fps, "per_cpu_s": res.frames / max(cpu, 1e-9),
+            "viewer_ms_per_frame": 1e3 * (res.seconds - res.step_seconds) / res.frames,
+            "steps": res.steps, "frames": res.frames, "window": list(res.frame_rects[0][2:])}
+
+
+def run_one(cfg: BenchPlayConfig, threads: int) -> dict[str, Any]:
+    """All measurements at one torch thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    env = make_env(cfg)
+    try:
+        step = bench_env_step(env, cfg.frames)
+        walk = bench_viewer(env, cfg.frames, f"right*{cfg.frames}")
+        draw = bench_viewer(env, cfg.frames, "pause")  # paused from the first frame: drawing only
+    finally:
+        env.close()
+        torch.set_num_threads(before)
+    model = cfg.checkpoint or f"{cfg.model} {cfg.preset} preset {cfg.height}x{cfg.width} (untrained)"
+    return {
+        "model": model, "threads": int(threads), "frames": cfg.frames,
+        "play_fps": round(walk["fps"], 1), "play_per_cpu_s": round(walk["per_cpu_s"], 1),
+        "env_step_fps": round(step["env_step_fps"], 1), "env_step_per_cpu_s": round(step["env_step_per_cpu_s"], 1),
+        "env_step_ms": round(step["env_step_ms"], 2),
+        "viewer_ms_per_frame": round(walk["viewer_ms_per_frame"], 2),
+        "draw_only_fps": round(draw["fps"], 1), "draw_only_per_cpu_s": round(draw["per_cpu_s"], 1),
+        "model_steps": walk["steps"], "frame_px": walk["window"],
+        "meets_60fps": walk["fps"] >= 60,  # wall clock (depends on what else runs on the machine)
+        "meets_60fps_per_cpu_s": walk["per_cpu_s"] >= 60,  # on one free core
+    }
+
+
+def run_bench(cfg: BenchPlayConfig) -> dict[str, Any]:
+    """``{"play": {"threads_T": measurements, ...}, "machine", "time", "config"}`` (headless SDL)."""
+    cfg.validate()
+    result = {"bench": "play", "play": {f"threads_{t}": run_one(cfg, t) for t in cfg.threads},
+              "machine": machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(cfg)}
+    return result
