@@ -140,8 +140,8 @@ class DreamCore:
         if arr.dtype != np.uint8 or not (arr.shape == hw3 or arr.shape == (k, *hw3)):
             raise ValueError(f"options['frame'] must be a uint8 array of shape {hw3} (or ({k}, {hw3[0]}, {hw3[1]}, 3)"
                              f") or a start-bank index, got {arr.dtype} {arr.shape}")
-        arr = np.broadcast_to(arr, (k, *hw3))
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2)  # (k, 3, H, W)
+        arr = np.array(np.broadcast_to(arr, (k, *hw3)))  # a writable copy: torch refuses read-only views
+        t = torch.from_numpy(arr).to(self.device).permute(0, 3, 1, 2)  # (k, 3, H, W)
         return t.contiguous(), np.full(k, -1, dtype=np.int64)
 
     def _initial_masks(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

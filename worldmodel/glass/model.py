@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import State
-from ..checkpoint import load_checkpoint
-from ..data.format import DatasetError
+from ..base import WorldModelBase
 from . import losses as L
 from .blocks import normalized_to_pixels, pixels_to_normalized, shift_images
 from .config import GlassConfig
@@ -53,12 +51,17 @@ def _pairs(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:, :-1], x[:, 1:]], dim=2).flatten(0, 1)
 
 
-class GlassModel(nn.Module):
+class GlassModel(WorldModelBase):
     """GLASS: global (M, N, P_f, P_b) and local (E, C, A, dynamics, D) motion analysis, plus generation.
 
     Attributes (generation interface, see :class:`worldmodel.api.WorldModel`): height, width, num_codes,
     shift_grid (n, 2) pixels, shift_names, code_meanings, start_frames (N, 3, H, W) uint8, device, metadata.
     """
+
+    model_name = "glass"
+    display_name = "GLASS"
+    config_cls = GlassConfig
+
 
     def __init__(self, cfg: GlassConfig):
         super().__init__()
@@ -464,44 +467,3 @@ class GlassModel(nn.Module):
         return torch.stack(frames, dim=1), torch.stack(masks, dim=1)
 
     # ================================================================================================ env info / io
-    def set_env_info(self, info: dict[str, Any]) -> None:
-        """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames."""
-        if "shift_grid" in info and info["shift_grid"] is not None:
-            grid = torch.as_tensor(info["shift_grid"], dtype=torch.float32)
-            if grid.dim() != 2 or grid.shape[1] != 2 or grid.shape[0] < 1:
-                raise ValueError(f"env_info shift_grid must be (n, 2) pixels, got {tuple(grid.shape)}")
-            names = list(info.get("shift_names") or [f"shift{i}" for i in range(grid.shape[0])])
-            if len(names) != grid.shape[0]:
-                raise ValueError(f"env_info has {grid.shape[0]} shifts but {len(names)} shift_names")
-            self.shift_grid = grid.to(self.device)
-            self.shift_names = names
-        meanings = info.get("code_meanings")
-        if meanings is not None:
-            if len(meanings) != self.num_codes:
-                raise ValueError(f"env_info code_meanings has {len(meanings)} names for {self.num_codes} codes")
-            self.code_meanings = list(meanings)
-        frames = info.get("start_frames")
-        if frames is not None:
-            frames = torch.as_tensor(frames)
-            if frames.dim() != 4 or tuple(frames.shape[1:]) != (3, self.height, self.width) \
-                    or frames.dtype != torch.uint8:
-                raise ValueError(f"env_info start_frames must be uint8 (N, 3, {self.height}, {self.width}), "
-                                 f"got {frames.dtype} {tuple(frames.shape)}")
-            self.start_frames = frames.to(self.device)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> GlassModel:
-        """Rebuild a trained model (eval mode, on ``device``) from a glassworld checkpoint alone."""
-        ckpt = load_checkpoint(path, map_location="cpu")
-        if ckpt.get("model") != "glass":
-            raise DatasetError(f"{path} holds a {ckpt.get('model')!r} model, not a GLASS one")
-        model = cls(GlassConfig.from_dict(ckpt["model_config"]))
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as e:
-            raise DatasetError(f"{path}: weights do not fit its own model_config ({e})") from None
-        model.to(device)
-        if ckpt.get("env_info"):
-            model.set_env_info(ckpt["env_info"])
-        model.metadata = dict(ckpt.get("card") or {})
-        return model.eval()

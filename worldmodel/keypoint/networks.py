@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..glass.networks import VectorQuantizer  # the same straight-through quantiser as GLASS
 from .config import KeypointConfig
 from .keypoints import add_coord_channels, heatmaps_to_keypoints
 
@@ -126,31 +127,6 @@ class Gaussian(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.hidden(x))
         return self.mean(h), F.softplus(self.std(h)) + 1e-4
-
-
-class VectorQuantizer(nn.Module):
-    """Nearest-code quantiser with straight-through gradients (as GLASS's, method.md 2.6 step 5).
-
-    Loss = mean((sg[c] - u)^2) + beta mean((c - sg[u])^2); codebook initialised U(-1/K, 1/K).
-    """
-
-    def __init__(self, num_codes: int, dim: int, beta: float = 0.25):
-        super().__init__()
-        self.codebook = nn.Parameter(torch.empty(num_codes, dim).uniform_(-1.0 / num_codes, 1.0 / num_codes))
-        self.beta = beta
-
-    def nearest(self, u: torch.Tensor) -> torch.Tensor:
-        """u (N, D) -> ids (N,) long of the nearest codes."""
-        d = (u.square().sum(1, keepdim=True) - 2 * u @ self.codebook.t()
-             + self.codebook.square().sum(1)[None])  # (N, K)
-        return d.argmin(dim=1)
-
-    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """u (N, D) -> (straight-through code (N, D), ids (N,), loss scalar)."""
-        ids = self.nearest(u.detach())
-        c = self.codebook[ids]  # (N, D)
-        loss = F.mse_loss(u, c.detach()) + self.beta * F.mse_loss(c, u.detach())
-        return u + (c - u).detach(), ids, loss
 
 
 class ActionEncoder(nn.Module):
