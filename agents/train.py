@@ -107,7 +107,7 @@ class AgentConfig:
     run_dir: str | None = None
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None  # torch CPU threads; None = torch's default (1 is fastest on a busy machine)
+    threads: int | None = 1  # torch CPU threads; None = torch's default (1: as fast here, robust on busy CPUs)
     progress: bool = True  # tqdm progress bars (stderr; off when it is not a terminal)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
