@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("worldmodel.data.cli", "make a dataset: `data atari|sprites|videos ...` (see `data --help`)"),
     "train": ("worldmodel.train", "train a world model: `train data.path=DIR model.preset=cpu train.steps=N ...`"),
     "eval": ("worldmodel.evaluate", "score a checkpoint: `eval checkpoint=PATH data.path=DIR out=FILE.json ...`"),
-    "bench": ("worldmodel.bench", "measure speed: `bench train model.preset=cpu [out=FILE.json]`"),
+    "bench": ("worldmodel.bench", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),
     "play": ("agents.play", "play a dream with the keyboard: `play GlassTennis-v0 | checkpoint=PATH [--headless ...]`"),
     "agent": ("agents.train", "train an SB3 agent in a dream: `agent env=ID checkpoint=PATH algo=ppo n_envs=N ...`"),
     "agent-eval": ("agents.evaluate", "play a policy in the dream and the real game: "
