@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +24,42 @@ class WorldModelBase(nn.Module):
     model_name: ClassVar[str]
     display_name: ClassVar[str]  # for messages ("GLASS", "keypoint")
     config_cls: ClassVar[Any]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Run in eval mode (BatchNorm running statistics) and restore the previous mode afterwards."""
+        was_training = self.training
+        self.train(False)
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
+    def _check_frames(self, x: torch.Tensor, dims: int, what: str) -> None:
+        """One clear error unless ``x`` is ``dims``-dimensional frames (..., 3, H, W) of this model's size."""
+        shape = ("B", "T", 3, self.height, self.width)[-dims:]
+        if x.dim() != dims or tuple(x.shape[-3:]) != (3, self.height, self.width):
+            raise ValueError(f"{what} must be {shape} (this model is {self.height}x{self.width}), "
+                             f"got {tuple(x.shape)}")
+
+    def _shift_pixels(self, shift: torch.Tensor, b: int) -> torch.Tensor:
+        """(B,) long indices into shift_grid or (B, 2) float pixels -> (B, 2) float pixels on the device."""
+        shift = torch.as_tensor(shift, device=self.device)
+        if shift.dim() == 1 and not shift.is_floating_point():
+            if shift.shape[0] != b:
+                raise ValueError(f"shift indices must be (B,) = ({b},), got {tuple(shift.shape)}")
+            n = self.shift_grid.shape[0]
+            if shift.numel() and (shift.min() < 0 or shift.max() >= n):
+                raise ValueError(f"shift indices must lie in [0, {n}) (rows of shift_grid), got {shift.tolist()}")
+            return self.shift_grid[shift.long()]
+        if shift.shape == (b, 2):
+            return shift.float()
+        raise ValueError(f"shift must be (B,) long indices into shift_grid or (B, 2) float pixels (dx, dy) "
+                         f"with B={b}, got {tuple(shift.shape)} {shift.dtype}")
 
     def set_env_info(self, info: dict[str, Any]) -> None:
         """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames."""

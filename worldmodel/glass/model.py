@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -92,10 +91,6 @@ class GlassModel(WorldModelBase):
         object.__setattr__(self, "_perceptual", None)
 
     # ================================================================================================ utilities
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part (and "total")."""
         parts = {"M": self.masking, "P_f": self.pose_fg, "P_b": self.pose_bg, "N": self.inpainting,
@@ -124,23 +119,6 @@ class GlassModel(WorldModelBase):
         if next(net.parameters()).device != device:
             net.to(device)
         return net
-
-    @contextlib.contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        """Run in eval mode (BatchNorm running statistics) and restore the previous mode afterwards."""
-        was_training = self.training
-        self.train(False)
-        try:
-            yield
-        finally:
-            self.train(was_training)
-
-    def _check_frames(self, x: torch.Tensor, dims: int, what: str) -> None:
-        shape = ("B", "T", 3, self.height, self.width)[-dims:]
-        ok = x.dim() == dims and tuple(x.shape[-3:]) == (3, self.height, self.width)
-        if not ok:
-            raise ValueError(f"{what} must be {shape} (this model is {self.height}x{self.width}), "
-                             f"got {tuple(x.shape)}")
 
     def _to_model_range(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or float [0, 1] images -> float [-1, 1] on the model's device."""
@@ -390,21 +368,6 @@ class GlassModel(WorldModelBase):
             dyn = self.dynamics.initial_state(x.shape[0])
             return {"fg": m * x, "bg": bg, "bg_offset": x.new_zeros(x.shape[0], 2),
                     **{k: v.contiguous().clone() for k, v in dyn.items()}}
-
-    def _shift_pixels(self, shift: torch.Tensor, b: int) -> torch.Tensor:
-        """(B,) long indices into shift_grid or (B, 2) float pixels -> (B, 2) float pixels on the device."""
-        shift = torch.as_tensor(shift, device=self.device)
-        if shift.dim() == 1 and not shift.is_floating_point():
-            if shift.shape[0] != b:
-                raise ValueError(f"shift indices must be (B,) = ({b},), got {tuple(shift.shape)}")
-            n = self.shift_grid.shape[0]
-            if shift.numel() and (shift.min() < 0 or shift.max() >= n):
-                raise ValueError(f"shift indices must lie in [0, {n}) (rows of shift_grid), got {shift.tolist()}")
-            return self.shift_grid[shift.long()]
-        if shift.shape == (b, 2):
-            return shift.float()
-        raise ValueError(f"shift must be (B,) long indices into shift_grid or (B, 2) float pixels (dx, dy) "
-                         f"with B={b}, got {tuple(shift.shape)} {shift.dtype}")
 
     @torch.no_grad()
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,

@@ -41,10 +41,8 @@ the current keypoints (B, K, 3) as (x, y) frame pixels (+y down) and mu, for ove
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -143,10 +141,6 @@ class KeypointModel(WorldModelBase):
                 p.register_hook(functools.partial(_clip_grad, max_norm=float(cfg.clip_grad_norm)))
 
     # ================================================================================================ utilities
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part (and "total")."""
         parts = {"detector": self.detector, "appearance": self.appearance, "reconstructor": self.reconstructor,
@@ -154,21 +148,6 @@ class KeypointModel(WorldModelBase):
         out = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
         out["total"] = sum(p.numel() for p in self.parameters())
         return out
-
-    @contextlib.contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        was_training = self.training
-        self.train(False)
-        try:
-            yield
-        finally:
-            self.train(was_training)
-
-    def _check_frames(self, x: torch.Tensor, dims: int, what: str) -> None:
-        shape = ("B", "T", 3, self.height, self.width)[-dims:]
-        if x.dim() != dims or tuple(x.shape[-3:]) != (3, self.height, self.width):
-            raise ValueError(f"{what} must be {shape} (this model is {self.height}x{self.width}), "
-                             f"got {tuple(x.shape)}")
 
     def _to_model_range(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or float [0, 1] images -> float [-0.5, 0.5] (the code's range) on the model's device."""
@@ -548,21 +527,6 @@ class KeypointModel(WorldModelBase):
             return {"h": h, "z": z, "keypoints": self._px(x), "first": v,
                     "appearance": self.appearance(self._nhwc(v)).contiguous(),
                     "first_maps": self._maps(kp)}
-
-    def _shift_pixels(self, shift: torch.Tensor, b: int) -> torch.Tensor:
-        """(B,) long indices into shift_grid or (B, 2) float pixels -> (B, 2) float pixels on the device."""
-        shift = torch.as_tensor(shift, device=self.device)
-        if shift.dim() == 1 and not shift.is_floating_point():
-            if shift.shape[0] != b:
-                raise ValueError(f"shift indices must be (B,) = ({b},), got {tuple(shift.shape)}")
-            n = self.shift_grid.shape[0]
-            if shift.numel() and (shift.min() < 0 or shift.max() >= n):
-                raise ValueError(f"shift indices must lie in [0, {n}) (rows of shift_grid), got {shift.tolist()}")
-            return self.shift_grid[shift.long()]
-        if shift.shape == (b, 2):
-            return shift.float()
-        raise ValueError(f"shift must be (B,) long indices into shift_grid or (B, 2) float pixels (dx, dy) "
-                         f"with B={b}, got {tuple(shift.shape)} {shift.dtype}")
 
     @torch.no_grad()
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
