@@ -20,7 +20,7 @@ SIZE = 4  # side of the square agent
 
 
 def make_dataset(root: Path, videos: int = 4, frames: int = 20, seed: int = 0, gt: tuple[str, ...] =
-                 ("pos", "shift", "bg_shift", "local", "mask"), split: str = "test") -> Path:
+                 ("pos", "shift", "bg_shift", "local", "mask"), split: str | tuple[str, ...] = "test") -> Path:
     """A square agent on a black background doing a random walk; its red level encodes the local label."""
     rng = np.random.default_rng(seed)
     w = DatasetWriter(root, source="test", height=H, width=W, fps=10)
@@ -43,7 +43,8 @@ def make_dataset(root: Path, videos: int = 4, frames: int = 20, seed: int = 0, g
             mask[t, y:y + SIZE, x:x + SIZE] = 1
             pos[t] = (x + (SIZE - 1) / 2, y + (SIZE - 1) / 2)
         arrays = {"pos": pos, "shift": shift, "bg_shift": np.zeros_like(shift), "local": local, "mask": mask}
-        w.write(f"v{v}", f, split=split, identity=f"id{v % 2}", **{k: arrays[k] for k in gt})
+        w.write(f"v{v}", f, split=split if isinstance(split, str) else split[v % len(split)],
+                identity=f"id{v % 2}", **{k: arrays[k] for k in gt})
     w.close()
     return root
 
@@ -78,6 +79,16 @@ class OracleModel(nn.Module):
 
     def generate(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return video.clone(), self.segment(video)
+
+
+class KeypointOracle(OracleModel):
+    """The oracle plus a detector: keypoint 0 sits on the agent (scaled by 2, plus 3 px), keypoint 1 is noise."""
+
+    def detect_keypoints(self, frames: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, T, 2, 3)
+        p = self._pos(frames)
+        noise = torch.rand(p.shape, generator=torch.Generator().manual_seed(int(p.sum()))) * W
+        ones = torch.ones_like(p[..., :1])
+        return torch.stack([torch.cat([2 * p + 3, ones], -1), torch.cat([noise, ones], -1)], dim=2)
 
 
 class ReplayOnlyModel:
@@ -129,6 +140,19 @@ def test_oracle_model_scores_perfectly(tmp_path: Path, frame_skip: int) -> None:
     assert res["lpips"] is None and res["fid"] is None and res["fvd"] is None
     assert "disabled" in res["reasons"]["lpips"]
     json.dumps(res, allow_nan=False)  # strict JSON
+
+
+def test_kp_track_err_fits_keypoints_to_positions_on_train_and_scores_test(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d", videos=6, split=("train", "test"))
+    res = evaluate(cfg_for(data, track_train_clips=8), model=KeypointOracle())
+    assert res["kp_track_err"] == pytest.approx(0.0, abs=0.05)  # undoes x2 + 3 (up to the small ridge)
+    steps = res["kp_track_last_pos_err"]  # the random walk moves 0, 2 or 2.83 px per frame
+    assert 1.0 < steps < 2.83
+    plain = evaluate(cfg_for(data), model=OracleModel())
+    assert plain["kp_track_err"] is None and "keypoint" in plain["reasons"]["kp_track_err"]
+    no_train = make_dataset(tmp_path / "t", videos=2)
+    res = evaluate(cfg_for(no_train), model=KeypointOracle())
+    assert res["kp_track_err"] is None and "train split" in res["reasons"]["kp_track_err"]
 
 
 def test_evaluate_leaves_the_callers_model_mode_and_rng_alone(tmp_path: Path) -> None:

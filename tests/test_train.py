@@ -288,6 +288,22 @@ def test_resume_refuses_a_different_model(trained, data, tmp_path):
         run(data, copy, "resume=true", "train.steps=6", "+model.num_codes=5")
 
 
+def test_init_from_starts_a_new_run_from_another_runs_weights(trained, data, tmp_path):
+    src = load_checkpoint(trained[0] / "checkpoint.pt")
+    run(data, tmp_path / "ft", "train.steps=1", f"init_from={trained[0] / 'checkpoint.pt'}",
+        "+model.pretraining_steps=100")  # GMA-only step: the LMA weights must stay exactly the source's
+    ft = load_checkpoint(tmp_path / "ft" / "checkpoint.pt")
+    assert ft["step"] == 1 and ft["run_config"]["init_from"] == str(trained[0] / "checkpoint.pt")
+    renderer = [k for k in src["state_dict"] if k.startswith("renderer.") and k.endswith(("weight", "bias"))]
+    assert renderer and all(torch.equal(src["state_dict"][k], ft["state_dict"][k]) for k in renderer)
+    fresh = run(data, tmp_path / "fresh", "train.steps=1", "+model.pretraining_steps=100")
+    fresh = load_checkpoint(tmp_path / "fresh" / "checkpoint.pt")
+    assert not all(torch.equal(src["state_dict"][k], fresh["state_dict"][k]) for k in renderer)
+    with pytest.raises(DatasetError, match="does not fit model"):
+        run(data, tmp_path / "bad", "train.steps=1", f"init_from={trained[0] / 'checkpoint.pt'}",
+            "+model.num_codes=7")
+
+
 # ------------------------------------------------------------------------------------------------ env_info
 class _KnownMotion(torch.nn.Module):
     """estimate_shifts returns the moving square's true motion (red-pixel centroid)."""

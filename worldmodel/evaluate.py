@@ -54,7 +54,8 @@ from .data.format import DatasetError, atomic_write_json
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("miou", "fg_shift_err", "fg_angle_acc", "bg_shift_err", "bg_angle_acc", "nmi_g", "nmi_s", "con",
-               "lpips", "lpips_backbone", "psnr", "ssim", "pos_err", "mdr", "fid", "fvd")
+               "lpips", "lpips_backbone", "psnr", "ssim", "pos_err", "mdr", "fid", "fvd", "kp_track_err",
+               "kp_track_last_pos_err")
 
 
 @dataclass
@@ -79,6 +80,7 @@ class EvalConfig:
     device: str = "auto"
     seed: int = 0
     workers: int = 0
+    track_train_clips: int = 64  # train-split windows whose frames fit the kp_track_err regression
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -252,6 +254,8 @@ class _Acc:
     fid_fake: list[np.ndarray] = field(default_factory=list)
     fvd_real: list[np.ndarray] = field(default_factory=list)
     fvd_fake: list[np.ndarray] = field(default_factory=list)
+    kp_test: list[np.ndarray] = field(default_factory=list)  # (B, T, K, 3) detected keypoints of real frames
+    kp_test_pos: list[np.ndarray] = field(default_factory=list)  # (B, T, 2) their GT agent positions
 
 
 def _checkpoint_frame_skip(path: str | None) -> int:
@@ -428,6 +432,9 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
             acc.pos_pred.append(M.mask_centroid(gen_mask, cfg.mask_threshold, min_area_px, cfg.max_mask_frac * h * w)
                                 .squeeze(2).cpu().numpy())  # (B, T, 2)
             acc.pos_gt.append(gt_pos)
+        if "pos" in batch and callable(getattr(model, "detect_keypoints", None)):
+            acc.kp_test.append(model.detect_keypoints(video).cpu().double().numpy())  # (B, T, K, 3)
+            acc.kp_test_pos.append(batch["pos"].double().numpy())  # (B, T, 2)
         n_done += b
         log.info("evaluated %d/%d clips", n_done, len(chosen))
 
@@ -506,6 +513,7 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         why = "the dataset has neither GT positions ('pos') nor GT masks to locate the agent"
         put("mdr", None, why)
         reasons["pos_err"] = why
+    _keypoint_tracking(cfg, model, frame_skip, acc, gt_keys, put, reasons)
     # Frechet distances
     if acc.fid_real:
         try:
@@ -545,6 +553,49 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         "reasons": {k: reasons[k] for k in sorted(reasons)},
         "notes": notes,
     }
+
+
+def _keypoint_tracking(cfg: EvalConfig, model: Any, frame_skip: int, acc: Any, gt_keys: set[str],
+                       put: Any, reasons: dict[str, str]) -> None:
+    """``kp_track_err`` (Struct-VRNN's tracking probe, :mod:`worldmodel.keypoint.track`): a ridge regression from
+    the detected keypoints of a real frame to the GT agent position, fitted on ``cfg.track_train_clips`` windows
+    of the train split and scored on the evaluated clips' real frames, in frame px. ``kp_track_last_pos_err``
+    is the baseline the issue compares with: predicting each frame's position by the previous frame's GT one."""
+    from .data.dataset import ClipConfig, ClipDataset
+    from .keypoint.track import kp_track_err
+
+    if not callable(getattr(model, "detect_keypoints", None)):
+        why = "the model has no keypoints (detect_keypoints); kp_track_err is for keypoint models"
+    elif "pos" not in gt_keys:
+        why = f"the dataset has no GT agent positions ('pos' not in its ground truth {sorted(gt_keys)})"
+    else:
+        why = ""
+    if why:
+        for k in ("kp_track_err", "kp_track_last_pos_err"):
+            put(k, None, why)
+        return
+    test_kp, test_pos = np.concatenate(acc.kp_test), np.concatenate(acc.kp_test_pos)  # (N, T, K, 3), (N, T, 2)
+    last = np.linalg.norm(test_pos[:, 1:] - test_pos[:, :-1], axis=-1)  # (N, T-1) px
+    put("kp_track_last_pos_err", M.nanmean(last.ravel()), "no two consecutive frames have a GT position")
+    try:
+        train = ClipDataset(cfg.data_path, "train",
+                            ClipConfig(clip_len=cfg.clip_len, frame_skip=frame_skip, stride=1, ground_truth=True))
+    except DatasetError as e:
+        put("kp_track_err", None, f"no train split to fit the keypoint -> position regression: {e}")
+        return
+    pick = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(train))[: cfg.track_train_clips])
+    kps, poss = [], []
+    for s in _chunks(len(pick), cfg.batch_size):
+        items = [train[int(i)] for i in pick[s]]
+        video = torch.stack([it["frames"] for it in items]).to(model.device).float() / 255.0
+        kps.append(model.detect_keypoints(video).cpu().double().numpy())
+        poss.append(torch.stack([it["pos"] for it in items]).double().numpy())
+    try:
+        err = kp_track_err(np.concatenate(kps), np.concatenate(poss), test_kp, test_pos)
+    except ValueError as e:
+        put("kp_track_err", None, str(e))
+        return
+    put("kp_track_err", err, "no evaluated frame has a GT position")
 
 
 # ----------------------------------------------------------------------------------------------------------------

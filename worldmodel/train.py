@@ -111,6 +111,7 @@ class TrainRunConfig:
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     resume: bool = False
+    init_from: str | None = None  # start a new run from this checkpoint's weights (fine-tuning)
 
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig | dict[str, Any]) -> TrainRunConfig:
@@ -129,6 +130,7 @@ class TrainRunConfig:
             device=str(d.get("device", "auto")),
             seed=int(d.get("seed", 0)),
             resume=bool(d.get("resume", False)),
+            init_from=None if d.get("init_from") is None else str(d["init_from"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -451,10 +453,31 @@ class _Trainer:
             return model_from_checkpoint(ckpt)
         h, w = self.manifest["height"], self.manifest["width"]
         try:
-            return build_model(cfg.model.name, cfg.model.preset, h, w, cfg.model.overrides)
+            model = build_model(cfg.model.name, cfg.model.preset, h, w, cfg.model.overrides)
         except (TypeError, ValueError) as e:  # unknown model / preset / override key, unusable frame size
             raise DatasetError(f"cannot build model {cfg.model.name}/{cfg.model.preset} for {h}x{w} frames "
                                f"with overrides {cfg.model.overrides}: {e}") from None
+        if cfg.init_from:
+            self._load_initial_weights(model, Path(cfg.init_from))
+        return model
+
+    def _load_initial_weights(self, model: nn.Module, path: Path) -> None:
+        """``init_from``: copy every weight of another checkpoint of the same architecture (optimiser, step and
+        RNG start fresh; loss weights and schedules come from this run's config)."""
+        src = load_checkpoint(path)
+        if src["model"] != self.cfg.model.name:
+            raise DatasetError(f"init_from={path} holds a {src['model']!r} model but this run trains "
+                               f"{self.cfg.model.name!r}; pass model={src['model']}")
+        try:
+            model.load_state_dict(src["state_dict"])
+        except RuntimeError as e:
+            lines = str(e).strip().splitlines()
+            detail = lines[1].strip() if len(lines) > 1 else lines[0]
+            raise DatasetError(f"init_from={path} does not fit model {self.cfg.model.name}/{self.cfg.model.preset} "
+                               f"with overrides {self.cfg.model.overrides} ({detail}); use the preset, frame size "
+                               "and size overrides of the run that wrote it") from None
+        logger.info("initialised every weight from %s (its step %s); optimiser and schedules start at step 0",
+                    path, src.get("step"))
 
     def _check_resume(self, ckpt: dict[str, Any]) -> None:
         """Exact continuation needs the same model, seed, batch and data order as the saved run."""

@@ -106,6 +106,28 @@ def test_all_loss_terms_finite_and_aux_shapes() -> None:
         assert float(aux[k].abs().max()) <= 1 and not aux[k].requires_grad
 
 
+def test_balanced_mask_loss_weighs_agent_and_background_equally() -> None:
+    from worldmodel.glass.losses import balanced_l1
+
+    target = torch.zeros(1, 1, 1, 10, 10)
+    target[..., :1, :2] = 1  # a 2-pixel agent (2% of the frame)
+    empty = torch.zeros_like(target)
+    assert float(torch.nn.functional.l1_loss(empty, target)) == pytest.approx(0.02)  # plain L1: "empty is fine"
+    assert float(balanced_l1(empty, target)) == pytest.approx(0.5)  # balanced: missing the agent costs half
+    assert float(balanced_l1(target, target)) == 0.0
+    even = (torch.arange(100).view(1, 1, 1, 10, 10) % 2).float()  # half the pixels are agent
+    pred = torch.rand(even.shape, generator=torch.Generator().manual_seed(0))
+    assert float(balanced_l1(pred, even)) == pytest.approx(float((pred - even).abs().mean()))  # = plain L1
+
+
+def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
+    model = _model(mask_size=0.05).eval()
+    with torch.no_grad():
+        _, recon_mask = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
+    assert float(recon_mask.mean()) == pytest.approx(0.05, abs=0.02)
+    assert model.cfg.mask_reconstruction_balanced and not GlassConfig().mask_reconstruction_balanced
+
+
 def test_total_decreases_when_overfitting_a_tiny_batch() -> None:
     model = _model()
     frames = _clips()

@@ -105,3 +105,15 @@ def code_statistics(ids: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, to
     perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
     usage = (counts > 0).float().mean()
     return counts, perplexity, usage
+
+
+def balanced_l1(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Class-balanced L1 for soft masks: 0.5 mean_{target}|p - t| + 0.5 mean_{1 - target}|p - t|.
+
+    ``target`` in [0, 1] weighs each pixel as positive (t) and negative (1 - t); equals plain L1 when half the
+    pixels are agent. pred, target (B, T, 1, H, W) -> scalar.
+    """
+    err = (pred - target).abs()
+    pos = (target * err).sum() / target.sum().clamp_min(eps)
+    neg = ((1 - target) * err).sum() / (1 - target).sum().clamp_min(eps)
+    return 0.5 * (pos + neg)

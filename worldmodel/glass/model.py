@@ -266,7 +266,8 @@ class GlassModel(WorldModelBase):
                 for j, k in enumerate(missing):
                     phi_hat[k] = phi_missing[:, j]
             terms["cycle"] = F.l1_loss(torch.stack(phi_hat, dim=1), phi[:, 1:].detach())
-            terms["mask_reconstruction"] = F.l1_loss(recon_mask, g["mask"][:, 1:].detach())
+            mask_loss = L.balanced_l1 if cfg.mask_reconstruction_balanced else F.l1_loss
+            terms["mask_reconstruction"] = mask_loss(recon_mask, g["mask"][:, 1:].detach())
 
         weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
         for name, value in terms.items():

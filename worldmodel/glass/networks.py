@@ -255,6 +255,8 @@ class Renderer(nn.Module):
         self.head2 = FinalBlock(r2, 3, 3)
         self.level3 = UpBlock(r2, r3)
         self.head3 = FinalBlock(r3, 4, cfg.renderer_final_kernel)
+        if cfg.mask_prior_init:  # the decoder's mask 0.5 (tanh + 1) also starts at the size prior theta
+            nn.init.constant_(self.head3.conv.bias[3:], math.atanh(2 * cfg.mask_size - 1))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         x = self.level1(x)
