@@ -9,8 +9,9 @@ Keys (window): arrows / WASD = global shift (two keys held = diagonal, none held
 0..K-1 (the code stays until changed); 0 = the *idle* code (below); Backspace = reset; Space = pause; Tab = the
 real game side by side (models trained on Atari: the real game receives the same (shift, code), turned into a
 joystick action by the map :func:`agents.mapping.action_map_for_env` learns, cached beside the checkpoint);
-V = start/stop recording (mp4 via PyAV, or GIF when the path ends in .gif); H = help overlay; P = hand control
-back to the policy; F12 = screenshot; Esc / Q = quit. Other settings: ``device=auto|cpu|cuda``, ``fps=N``,
+V = start/stop recording (mp4 via PyAV, or GIF when the path ends in .gif); H = help overlay; K = keypoint
+overlay on/off (keypoint models: each keypoint a circle, brighter for larger intensity mu; on by default);
+P = hand control back to the policy; F12 = screenshot; Esc / Q = quit. Other settings: ``device=auto|cpu|cuda``, ``fps=N``,
 ``scale=N``, ``task=reach|track|none``, ``seed=N``, ``real=true`` (start side by side), ``game=Tennis``,
 ``threads=N`` (torch CPU threads).
 
@@ -22,7 +23,8 @@ key 0 selects code 0, which is also the code every episode starts with. :func:`i
 **Headless** (``--headless``: the SDL dummy video driver, no window) replays a script ``keys="..."``: one token
 per frame, space separated; a token is ``+``-joined parts, optionally repeated with ``*N``:
 ``up down left right`` (held this frame; ``up+left`` = diagonal), a digit (select that code key), ``noop``
-(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``record`` (toggle), ``help`` (toggle), ``policy``
+(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``record`` (toggle), ``help`` (toggle), ``keypoints``
+(toggle the overlay), ``policy``
 (give control back to the policy), ``quit``. ``frames=N`` runs N frames (default: the script's length, or 100).
 Headless runs as fast as it can unless ``fps=N`` is given; a window runs at ``fps`` (default 15), one model
 step per frame.
@@ -85,7 +87,8 @@ MESSAGE_FRAMES = 45  # a status message stays this many frames (3 s at 15 fps)
 IDLE_WORDS = ("NOOP", "NONE", "IDLE", "STAND", "NOTHING")
 
 DIRECTIONS = ("up", "down", "left", "right")
-COMMANDS = ("reset", "pause", "tab", "record", "help", "policy", "quit", "screenshot")
+KEYPOINT_MIN_MU = 0.05  # keypoints fainter than this are not drawn
+COMMANDS = ("reset", "pause", "tab", "record", "help", "policy", "quit", "screenshot", "keypoints")
 
 # colours (RGB)
 HUD_BG = (24, 24, 28)
@@ -532,6 +535,7 @@ class Viewer:
         self.code = 0
         self.shift = shift_index((), self.shift_names)
         self.paused = self.show_help = False
+        self.show_keypoints = True
         self.control = "policy" if policy is not None else "you"
         self.real: _RealPane | None = None
         self.recorder: Recorder | None = None
@@ -681,7 +685,7 @@ class Viewer:
         names = {pg.K_UP: "up", pg.K_w: "up", pg.K_DOWN: "down", pg.K_s: "down", pg.K_LEFT: "left", pg.K_a: "left",
                  pg.K_RIGHT: "right", pg.K_d: "right", pg.K_BACKSPACE: "reset", pg.K_SPACE: "pause",
                  pg.K_TAB: "tab", pg.K_v: "record", pg.K_h: "help", pg.K_p: "policy", pg.K_ESCAPE: "quit",
-                 pg.K_q: "quit", pg.K_F12: "screenshot"}
+                 pg.K_q: "quit", pg.K_F12: "screenshot", pg.K_k: "keypoints"}
         for d in range(10):
             names[getattr(pg, f"K_{d}")] = str(d)
             names[getattr(pg, f"K_KP{d}")] = str(d)
@@ -741,6 +745,9 @@ class Viewer:
                 self._toggle_record()
             elif cmd == "help":
                 self.show_help = not self.show_help
+            elif cmd == "keypoints":
+                self.show_keypoints = not self.show_keypoints
+                self._say("keypoints " + ("on" if self.show_keypoints else "off"))
             elif cmd == "policy":
                 if self.policy is None:
                     self._say("P: no policy to hand control to (start with policy=PATH|planner|random)")
@@ -785,6 +792,21 @@ class Viewer:
         x, y, fw, fh = self.frame_rect(pane)
         # nearest neighbour, straight into the window (the source must have the window's pixel format)
         pg.transform.scale(surf.convert(self.screen), (fw, fh), self.screen.subsurface((x, y, fw, fh)))
+
+    def _draw_keypoints(self, keypoints: Any, pane: int) -> None:
+        """Circles at a keypoint model's keypoints (K, 3) = (x, y) frame px and mu in [0, 1] (no-op without)."""
+        if keypoints is None:
+            return
+        kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
+        x0, y0, fw, fh = self.frame_rect(pane)
+        h, w = self.frame_hw
+        radius = max(2, self.scale)
+        for x, y, mu in kp:
+            if not (np.isfinite(x) and np.isfinite(y)) or mu < KEYPOINT_MIN_MU:
+                continue
+            level = int(80 + 175 * min(1.0, float(mu)))
+            centre = (int(x0 + (x + 0.5) * fw / w), int(y0 + (y + 0.5) * fh / h))
+            self.pg.draw.circle(self.screen, (level, level, 0), centre, radius, width=max(1, radius // 3))
 
     def _fmt_xy(self, key: str) -> str:
         v = self.info.get(key)
@@ -859,6 +881,7 @@ class Viewer:
             ("V", "record (mp4, or gif when record=*.gif)"),
             ("F12", "screenshot"),
             ("P", "give control back to the policy"),
+            ("K", "keypoint overlay on/off (keypoint models)"),
             ("H", "this help"),
             ("Esc / Q", "quit"),
         ]
@@ -882,6 +905,8 @@ class Viewer:
         """Draw frames, HUD and help into the window and show it."""
         self.screen.fill(HUD_BG)
         self._blit_frame(self.frame, 0)
+        if self.show_keypoints:
+            self._draw_keypoints(self.info.get("keypoints"), 0)
         if self.real is not None and self.real.frame is not None:
             self._blit_frame(self.real.frame, 1)
         self._draw_hud()

@@ -242,6 +242,8 @@ class DreamCore:
         out = dict(self.task.info(self.task_state))
         out["mask_area"] = self.masks.mean(dim=(1, 2, 3))
         out["is_success"] = self.is_success
+        if "keypoints" in self.model_state:  # keypoint models: (N, K, 3) = (x, y) px and intensity mu
+            out["keypoints"] = self.model_state["keypoints"]
         return out
 
 
@@ -300,7 +302,8 @@ class GlassWorldEnv(gym.Env):
 
     Terminated when the agent arrives within ``radius`` px of the target (``reach``); ``track`` and ``none``
     never terminate. Truncation comes from ``max_episode_steps`` of the registration (TimeLimit).
-    ``info`` holds ``position``, ``target``, ``distance``, ``position_known``, ``mask_area`` and ``is_success``.
+    ``info`` holds ``position``, ``target``, ``distance``, ``position_known``, ``mask_area`` and ``is_success``;
+    with a keypoint model also ``keypoints`` (K, 3): each keypoint's (x, y) in frame pixels and its intensity.
 
     ## Arguments
 

@@ -5,6 +5,8 @@ spinning waits) made steps of the tiny models 5-25x slower. Subprocesses started
 """
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -19,3 +21,36 @@ import torch  # noqa: E402
 def _one_torch_thread():
     torch.set_num_threads(1)
     yield
+
+
+# ------------------------------------------------------------------------------------ worlds for env/agent tests
+# tests/envs/square_world.py: a hand-written "square world" model and tiny checkpoint writers (imported by path:
+# tests/envs and tests/agents have no __init__.py, so that they do not shadow the envs/ and agents/ packages).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "envs"))
+from square_world import SquareWorld, register_square_model, save_tiny_glass_checkpoint  # noqa: E402
+
+
+@pytest.fixture
+def square_model() -> SquareWorld:
+    return SquareWorld()
+
+
+@pytest.fixture
+def square_checkpoint(tmp_path, monkeypatch) -> Path:
+    """A square-world checkpoint loadable by ``worldmodel.models.load_world_model`` (model name "square")."""
+    from worldmodel.checkpoint import save_checkpoint
+
+    register_square_model(monkeypatch)
+    return save_checkpoint(tmp_path / "square.pt", SquareWorld().checkpoint_payload())
+
+
+@pytest.fixture(scope="session")
+def glass_checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny GLASS checkpoint (32x48)."""
+    return save_tiny_glass_checkpoint(tmp_path_factory.mktemp("glass") / "tiny.pt")
+
+
+@pytest.fixture(scope="session", params=["glass", "keypoint"])
+def world_checkpoint(request, tmp_path_factory) -> Path:
+    """An untrained tiny checkpoint (32x48) of each world model: GLASS and the keypoint model."""
+    return save_tiny_glass_checkpoint(tmp_path_factory.mktemp(request.param) / "tiny.pt", model=request.param)

@@ -574,3 +574,26 @@ def test_glass_checkpoint_plays(tmp_path):
                                       scaled(env.render(), res.frame_rects[0][2] // 48))
     finally:
         env.close()
+
+
+def test_keypoint_checkpoint_plays_with_a_keypoint_overlay(world_checkpoint, tmp_path):
+    """Both world models drive the viewer; a keypoint model's keypoints are drawn over the frame (K toggles)."""
+    env = play_mod.make_env(PlayConfig(checkpoint=str(world_checkpoint), device="cpu"))
+    try:
+        on, off = tmp_path / "on.png", tmp_path / "off.png"
+        res_on = run(env, "right*2", screenshot=str(on))
+        rect = res_on.frame_rects[0]
+        keypoints = env.unwrapped.core.info_tensors().get("keypoints")
+        res_off = run(env, "keypoints+right right", screenshot=str(off))  # the same two steps
+        drawn = crop(read_png(on), rect)
+        plain = crop(read_png(off), res_off.frame_rects[0])
+        np.testing.assert_array_equal(plain, scaled(env.render(), rect[2] // env.render().shape[1]))
+        changed = (drawn != plain).any(-1)
+        if keypoints is None:  # GLASS: nothing drawn either way
+            assert not changed.any()
+        else:
+            assert keypoints.shape[-1] == 3 and changed.any()
+            px = drawn[changed]  # every changed pixel has the overlay colour (level, level, 0)
+            assert (px[:, 0] == px[:, 1]).all() and (px[:, 2] == 0).all() and (px[:, 0] >= 80).all()
+    finally:
+        env.close()

@@ -176,20 +176,23 @@ def register_square_model(monkeypatch) -> None:
     monkeypatch.setitem(models.MODELS, "square", ("square_world", "SquareWorld", "square_world", "SquareConfig"))
 
 
-def save_tiny_glass_checkpoint(path: Path, height: int = 32, width: int = 48) -> Path:
-    """An untrained tiny GLASS checkpoint with a bank of 4 textured start frames (a red square "agent")."""
+def save_tiny_glass_checkpoint(path: Path, height: int = 32, width: int = 48, model: str = "glass") -> Path:
+    """An untrained tiny ``model`` ("glass" | "keypoint") checkpoint with a bank of 4 textured start frames
+    (a red square "agent")."""
     from worldmodel.checkpoint import save_checkpoint
     from worldmodel.glass.config import GlassConfig
     from worldmodel.glass.model import GlassModel
+    from worldmodel.keypoint.config import KeypointConfig
+    from worldmodel.keypoint.model import KeypointModel
 
     torch.manual_seed(0)
-    cfg = GlassConfig.preset("tiny", height, width)
-    model = GlassModel(cfg).eval()
+    cfg = (GlassConfig if model == "glass" else KeypointConfig).preset("tiny", height, width)
+    net = (GlassModel if model == "glass" else KeypointModel)(cfg).eval()
     start = (textured_background(4, height, width, seed=1) * 255).round().to(torch.uint8)
     start[:, 0, 10:16, 20:26] = 230
-    env_info = {"shift_grid": model.shift_grid.tolist(), "shift_names": list(model.shift_names),
+    env_info = {"shift_grid": net.shift_grid.tolist(), "shift_names": list(net.shift_names),
                 "code_meanings": None, "start_frames": start}
-    payload = {"model": "glass", "model_config": cfg.to_dict(), "state_dict": model.state_dict(), "step": 0,
+    payload = {"model": model, "model_config": cfg.to_dict(), "state_dict": net.state_dict(), "step": 0,
                "env_info": env_info, "perceptual": "off", "card": {"dataset": "none (untrained test model)"}}
     return save_checkpoint(path, payload)
 

@@ -1,4 +1,5 @@
-"""The dream env over a real (untrained, tiny) GLASS checkpoint loaded through worldmodel.models."""
+"""The dream env over real (untrained, tiny) GLASS and keypoint checkpoints loaded through worldmodel.models
+(every test runs once per model: the ``world_checkpoint`` fixture is parametrized)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,21 @@ from envs.dream import GlassWorldVectorEnv, load_model
 
 
 @pytest.mark.filterwarnings("ignore:The minimal resolution for an image")  # SB3's NatureCNN hint; we use SmallCNN
-def test_glass_checkpoint_passes_both_checkers(glass_checkpoint):
+def test_world_checkpoint_passes_both_checkers(world_checkpoint):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = gym.make("GlassWorld-v0", checkpoint=glass_checkpoint, render_mode="rgb_array")
+    env = gym.make("GlassWorld-v0", checkpoint=world_checkpoint, render_mode="rgb_array")
     assert env.observation_space.shape == (32, 48, 3)
     assert env.action_space.nvec.tolist() == [9, 4]
     assert env.unwrapped.action_meanings[0][0] == "none"
     check_env(env.unwrapped, skip_render_check=False)
-    sb3_check_env(gym.make("GlassWorld-v0", checkpoint=glass_checkpoint).unwrapped)
+    sb3_check_env(gym.make("GlassWorld-v0", checkpoint=world_checkpoint).unwrapped)
 
 
-def test_glass_vector_env_with_one_env_equals_single_env(glass_checkpoint):
-    single = gym.make("GlassWorld-v0", checkpoint=glass_checkpoint, task="track", max_episode_steps=4)
+def test_glass_vector_env_with_one_env_equals_single_env(world_checkpoint):
+    single = gym.make("GlassWorld-v0", checkpoint=world_checkpoint, task="track", max_episode_steps=4)
     vec = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point",
-                       checkpoint=glass_checkpoint, task="track", max_episode_steps=4)
+                       checkpoint=world_checkpoint, task="track", max_episode_steps=4)
     rng = np.random.default_rng(1)
     obs_s, _ = single.reset(seed=2)
     obs_v, _ = vec.reset(seed=2)
@@ -45,8 +46,8 @@ def test_glass_vector_env_with_one_env_equals_single_env(glass_checkpoint):
         assert rew_v[0] == pytest.approx(rew_s, abs=1e-5) and trunc_v[0] == trunc_s
 
 
-def test_glass_seeded_rollouts_repeat(glass_checkpoint):
-    venv = GlassWorldVectorEnv(3, checkpoint=glass_checkpoint, max_episode_steps=5)
+def test_glass_seeded_rollouts_repeat(world_checkpoint):
+    venv = GlassWorldVectorEnv(3, checkpoint=world_checkpoint, max_episode_steps=5)
 
     def run(seed):
         obs, _ = venv.reset(seed=seed)
@@ -60,14 +61,14 @@ def test_glass_seeded_rollouts_repeat(glass_checkpoint):
 
 
 @pytest.mark.slow
-def test_glass_long_random_rollout_stays_finite(glass_checkpoint):
-    env = GlassWorldVectorEnv(2, checkpoint=glass_checkpoint, task="none")
+def test_glass_long_random_rollout_stays_finite(world_checkpoint):
+    env = GlassWorldVectorEnv(2, checkpoint=world_checkpoint, task="none")
     stats = rollout_stats(env, steps=200, seed=0)
     assert stats.nonfinite_frames == 0
     assert 0.0 <= stats.mask_area_min <= stats.mask_area_max <= 1.0
     assert np.isfinite([stats.frame_change_last, stats.frame_std_last]).all()
 
 
-def test_models_are_loaded_once_per_file_and_device(glass_checkpoint):
-    a = load_model(glass_checkpoint, None, "cpu")
-    assert load_model(glass_checkpoint, None, "cpu") is a
+def test_models_are_loaded_once_per_file_and_device(world_checkpoint):
+    a = load_model(world_checkpoint, None, "cpu")
+    assert load_model(world_checkpoint, None, "cpu") is a
