@@ -39,6 +39,7 @@ class BenchEnvConfig:
     task: str = "reach"
     max_episode_steps: int = 200  # resets happen as in training
     threads: int | None = None  # torch CPU threads; None = torch's default
+    precision: str = "float32"  # float32 | bfloat16 (the env's autocast option)
     seed: int = 0
 
 
@@ -59,10 +60,10 @@ def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict
     """Env steps/s of :class:`GlassWorldVectorEnv` with ``num_envs`` envs and random actions."""
     if cfg.checkpoint:
         env = GlassWorldVectorEnv(num_envs, cfg.checkpoint, task=cfg.task, device=str(device),
-                                  max_episode_steps=cfg.max_episode_steps)
+                                  max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     else:
         env = GlassWorldVectorEnv(num_envs, model=_untrained_model(cfg, device), task=cfg.task,
-                                  max_episode_steps=cfg.max_episode_steps)
+                                  max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     rng = np.random.default_rng(cfg.seed)
     env.reset(seed=cfg.seed)
     nvec = env.single_action_space.nvec

@@ -11,6 +11,8 @@ The single env is the core with N = 1, so the two agree step for step (tests che
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 from dataclasses import dataclass
@@ -40,12 +42,20 @@ class DreamConfig:
     task_kwargs: dict[str, Any] | None = None  # overrides of the task's config dataclass, e.g. {"radius": 8}
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
     checkpoint: str | None = None  # the model's file (None when a model object was given)
+    precision: str = "float32"  # float32 | bfloat16 (autocast: ~1.5x faster on CPUs with AVX512-BF16, and on GPUs)
 
 
 # ------------------------------------------------------------------------------------------------
 # model loading and frame conversion
 # ------------------------------------------------------------------------------------------------
 _MODEL_CACHE: dict[tuple[str, float, str], WorldModel] = {}
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _as_float32(state: State) -> State:
+    """Reduced-precision floating tensors of a model state back to float32 (other dtypes untouched)."""
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() and v.dtype != torch.float32 else v
+            for k, v in state.items()}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -99,11 +109,14 @@ class DreamCore:
         masks: (N, 1, H, W) float, the last agent mask.
     """
 
-    def __init__(self, model: WorldModel, task: Task, num_envs: int) -> None:
+    def __init__(self, model: WorldModel, task: Task, num_envs: int, precision: str = "float32") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model, self.task, self.num_envs = model, task, int(num_envs)
         self.device = torch.device(model.device)
+        self.precision = precision
         self.generator = torch.Generator(device=self.device)
         self.height, self.width = int(model.height), int(model.width)
         self.model_state: State = {}
@@ -113,6 +126,12 @@ class DreamCore:
         self.bank_index = np.full(num_envs, -1, dtype=np.int64)
         self.last_model_frames: torch.Tensor | None = None
         self.is_success = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast around model calls when ``precision="bfloat16"`` (the env's state stays float32)."""
+        if self.precision == "bfloat16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # -- seeding and start frames ----------------------------------------------------------------
     def seed(self, rng: np.random.Generator) -> None:
@@ -175,8 +194,9 @@ class DreamCore:
         if k == 0:
             return
         frames, bank_idx = self._start_frames(k, rng, options.get("frame"))
-        sub_state = self.model.start(frames)
-        masks, pos, visible = self._initial_masks(frames)
+        with self._autocast():
+            sub_state = _as_float32(self.model.start(frames))
+            masks, pos, visible = self._initial_masks(frames)
         target = options.get("target")
         if target is not None:
             target = torch.as_tensor(np.asarray(target, dtype=np.float32), device=self.device).reshape(-1, 2)
@@ -215,7 +235,9 @@ class DreamCore:
         else:
             state, ts = take_rows(self.model_state, rows), take_rows(self.task_state, rows)
             act = action.index_select(0, rows)
-        frame, mask, state = self.model.step(state, act[:, 0], act[:, 1], generator=self.generator)
+        with self._autocast():
+            frame, mask, state = self.model.step(state, act[:, 0], act[:, 1], generator=self.generator)
+        frame, mask, state = frame.float(), mask.float(), _as_float32(state)
         self.last_model_frames = frame  # (k, 3, H, W) float, unclamped (for diagnostics)
         pos, visible = mask_centroid(mask)
         r, term, ts = self.task.step(ts, pos, visible)
@@ -308,8 +330,10 @@ class GlassWorldEnv(gym.Env):
     ## Arguments
 
     ``gym.make("GlassWorld-v0", checkpoint=PATH, task="reach", task_kwargs=None, device="cpu",
-    render_mode=None)``; ``model=`` accepts an already loaded :class:`worldmodel.api.WorldModel` instead of a path.
-    ``render_mode``: ``"rgb_array"`` or ``"human"`` (a pygame window; needs pygame).
+    render_mode=None, precision="float32")``; ``model=`` accepts an already loaded :class:`worldmodel.api.WorldModel`
+    instead of a path. ``render_mode``: ``"rgb_array"`` or ``"human"`` (a pygame window; needs pygame).
+    ``precision="bfloat16"`` runs the model under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs;
+    frames differ from float32 by about one grey level).
 
     ## Version History
 
@@ -320,17 +344,18 @@ class GlassWorldEnv(gym.Env):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model: WorldModel | None = None,
                  task: str = "reach", task_kwargs: dict[str, Any] | None = None, device: str = "cpu",
-                 render_mode: str | None = None, render_scale: int = 4) -> None:
+                 render_mode: str | None = None, render_scale: int = 4, precision: str = "float32") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
-                                  checkpoint=None if model is not None or checkpoint is None else str(checkpoint))
+                                  checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
+                                  precision=precision)
         self.model = load_model(checkpoint, model, device)
         self.task = make_task(task, self.model.height, self.model.width, task_kwargs)
         self.observation_space, self.action_space, self._nvec = _spaces(self.model)
         self.action_meanings = _action_meanings(self.model)
         self.render_mode, self.render_scale = render_mode, int(render_scale)
-        self.core = DreamCore(self.model, self.task, 1)
+        self.core = DreamCore(self.model, self.task, 1, precision)
         self._obs: np.ndarray | None = None
         self._window: PygameWindow | None = None
         self._seeded = False
@@ -409,11 +434,14 @@ class GlassWorldVectorEnv(TaskVectorEnv):
     def __init__(self, num_envs: int = 1, checkpoint: str | os.PathLike | None = None, *,
                  model: WorldModel | None = None, task: str = "reach", task_kwargs: dict[str, Any] | None = None,
                  device: str = "cpu", render_mode: str | None = None, max_episode_steps: int | None = None,
-                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int = 2) -> None:
+                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int = 2,
+                 precision: str = "float32") -> None:
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
-                                  checkpoint=None if model is not None or checkpoint is None else str(checkpoint))
+                                  checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
+                                  precision=precision)
         self.model = load_model(checkpoint, model, device)
-        core = DreamCore(self.model, make_task(task, self.model.height, self.model.width, task_kwargs), num_envs)
+        core = DreamCore(self.model, make_task(task, self.model.height, self.model.width, task_kwargs), num_envs,
+                         precision)
         obs_space, act_space, _ = _spaces(self.model)
         self._setup(core, obs_space, act_space, _action_meanings(self.model), max_episode_steps, autoreset_mode,
                     render_mode, render_scale, f"GlassWorld x{num_envs}")

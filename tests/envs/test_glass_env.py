@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
@@ -72,3 +73,20 @@ def test_glass_long_random_rollout_stays_finite(world_checkpoint):
 def test_models_are_loaded_once_per_file_and_device(world_checkpoint):
     a = load_model(world_checkpoint, None, "cpu")
     assert load_model(world_checkpoint, None, "cpu") is a
+
+
+def test_bfloat16_precision_stays_close_to_float32(world_checkpoint):
+    envs_ = {p: GlassWorldVectorEnv(2, checkpoint=world_checkpoint, task="none", precision=p)
+             for p in ("float32", "bfloat16")}
+    obs = {p: [e.reset(seed=0)[0]] for p, e in envs_.items()}
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.integers(0, envs_["float32"].single_action_space.nvec, size=(2, 2))
+        for p, e in envs_.items():
+            obs[p].append(e.step(a)[0])
+    f32, b16 = (np.stack(obs[p]).astype(np.int16) for p in ("float32", "bfloat16"))
+    assert np.abs(f32 - b16).mean() < 4.0  # grey levels, averaged over 6 frames of 2 envs
+    state = envs_["bfloat16"].core.model_state
+    assert all(v.dtype == torch.float32 for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        GlassWorldVectorEnv(1, checkpoint=world_checkpoint, precision="fp8")
