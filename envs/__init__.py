@@ -31,6 +31,8 @@ SHIPPED: dict[str, str] = {
     "GlassTennis-v0": "tennis.pt",
     "GlassBreakout-v0": "breakout.pt",
     "GlassSprites-v0": "sprites.pt",
+    "KeypointTennis-v0": "kp_tennis.pt",  # the keypoint model (Struct-VRNN) on the same data
+    "KeypointSprites-v0": "kp_sprites.pt",
 }
 SHIPPED_KWARGS: dict[str, dict[str, Any]] = {
     "GlassBreakout-v0": {"task_kwargs": {"target_axes": "x"}},  # the paddle only moves sideways

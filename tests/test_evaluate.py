@@ -339,3 +339,28 @@ def test_fid_with_local_torchvision_inception_weights(tmp_path: Path, monkeypatc
     monkeypatch.setenv("GLASSWORLD_INCEPTION_WEIGHTS", str(tmp_path / "d" / "manifest.json"))  # not weights
     bad = evaluate(cfg_for(data, fid=True, clips=2, clip_len=3), model=OracleModel())
     assert bad["fid"] is None and "cannot load Inception" in bad["reasons"]["fid"]
+
+
+def test_compare_evals_script_tables_like_for_like(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_evals", Path(__file__).resolve().parents[1] / "scripts" /
+                                                  "compare_evals.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = make_dataset(tmp_path / "d", videos=6, split=("train", "test"))
+    a = evaluate(cfg_for(data), model=OracleModel())
+    b = evaluate(cfg_for(data, track_train_clips=8), model=KeypointOracle())
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = tmp_path / "cmp.md"
+    assert mod.main([f"oracle={tmp_path / 'a.json'}", f"kp={tmp_path / 'b.json'}", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| metric | oracle | kp |" in text and "| miou | 1 | 1 |" in text
+    kp_row = next(line for line in text.splitlines() if line.startswith("| kp_track_err |"))
+    assert kp_row.split("|")[2].strip() == "-" and kp_row.split("|")[3].strip() != "-"
+    assert text == capsys.readouterr().out
+    other = evaluate(cfg_for(data, split="train"), model=OracleModel())
+    (tmp_path / "c.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="different datasets/splits"):
+        mod.main([f"a={tmp_path / 'a.json'}", f"c={tmp_path / 'c.json'}"])
