@@ -167,6 +167,19 @@ def test_a_dim_moving_keypoint_outranks_a_bright_jittering_one():
     assert model.agent_weights.tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
+def test_agent_keypoints_chosen_by_a_person_replace_the_rule():
+    model = tiny(agent_warmup_steps=0, agent_momentum=0.0, agent_keypoints=[3, 2])
+    kp = _fake_keypoints(agent_step=0.1, bg_step=0.02)  # the rule would pick keypoints 0 and 1
+    model._update_motion_stats(kp, 0)
+    assert model.agent_weights.tolist() == [0.0, 0.0, 1.0, 1.0]
+    m = model._motion(kp)
+    assert torch.allclose(m["shift"][..., 0], torch.full((1, 5), 0.02), atol=1e-5)  # their motion is the shift
+    with pytest.raises(ValueError, match="agent_keypoints must be a non-empty list"):
+        tiny(agent_keypoints=[4])
+    with pytest.raises(ValueError, match="agent_keypoints must be a non-empty list"):
+        tiny(agent_keypoints=[])
+
+
 # ---------------------------------------------------------------------------------------------- dynamics
 def test_best_of_many_picks_the_closest_sample():
     target = torch.tensor([[0.0, 0.0], [1.0, 1.0]])  # (B=2, D=2)

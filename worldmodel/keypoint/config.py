@@ -63,6 +63,9 @@ class KeypointConfig:
     agent_threshold: float = 0.5  # agent keypoints: motion score >= this fraction of the largest score
     agent_warmup_steps: int = 100  # before this step the background motion is taken as 0 (no agent set yet)
     agent_min_mu: float = 0.05  # keypoints with mean intensity below this are never agent keypoints
+    # The agent's keypoint channels chosen by a person (e.g. after watching the viewer's overlay), replacing the
+    # co-motion rule; None = the rule. Use with init_from= and train on: the global action is measured from them.
+    agent_keypoints: list[int] | None = None
     mask_sigma: float = 2.0  # std (heatmap px) of the agent-mask blobs around agent keypoints
     mask_threshold: float = 0.5  # agent mask = max over agent blobs >= this
     step_temperature: float = 1.0  # step(): prior samples z = mean + T * std * noise (0 = the prior mean)
@@ -113,6 +116,12 @@ class KeypointConfig:
             raise ValueError(f"predicted_steps must be >= 0, got {self.predicted_steps}")
         if self.observed_steps + self.predicted_steps < 2:
             raise ValueError("observed_steps + predicted_steps must be >= 2 (a clip needs one transition)")
+        if self.agent_keypoints is not None:
+            self.agent_keypoints = sorted({int(k) for k in self.agent_keypoints})
+            bad = [k for k in self.agent_keypoints if not 0 <= k < self.num_keypoints]
+            if bad or not self.agent_keypoints:
+                raise ValueError(f"agent_keypoints must be a non-empty list of keypoint channels in "
+                                 f"[0, {self.num_keypoints}), got {self.agent_keypoints}")
         if not 0.0 < self.agent_threshold <= 1.0:
             raise ValueError(f"agent_threshold must lie in (0, 1], got {self.agent_threshold}")
         if not 0.0 <= self.agent_momentum < 1.0:

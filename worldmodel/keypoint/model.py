@@ -177,10 +177,15 @@ class KeypointModel(WorldModelBase):
         The agent is the group of keypoints that move *together* relative to the background: the leading
         eigenvector of the co-motion matrix (off-diagonal, negative entries clipped, eligible channels only);
         channels whose loading is at least ``agent_threshold`` times the largest one are the agent.
+        ``cfg.agent_keypoints`` (a person's choice) replaces the rule.
         """
         k = self.mu_mean.shape[0]
-        eligible = self.mu_mean >= self.cfg.agent_min_mu
         ones = torch.ones(k, device=self.mu_mean.device)
+        if self.cfg.agent_keypoints is not None:  # chosen by a person (KeypointConfig.agent_keypoints)
+            fixed = torch.zeros_like(ones)
+            fixed[self.cfg.agent_keypoints] = 1.0
+            return fixed
+        eligible = self.mu_mean >= self.cfg.agent_min_mu
         if int(self.motion_updates) == 0 or not bool(eligible.any()):
             return ones
         c = self.co_motion.clamp_min(0) * (eligible[:, None] & eligible[None, :])
