@@ -399,7 +399,7 @@ class GlassModel(WorldModelBase):
             s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code.long()],
                                    pixels_to_normalized(shift_px, self.height, self.width),
                                    {k: state[k] for k in DYN_KEYS})
-            fgs, mask = self.renderer(s)
+            fgs, mask = self.renderer(s, full_only=True)
             fg = fgs[0]
             offset = state["bg_offset"] + bg_px
             bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),

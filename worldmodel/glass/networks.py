@@ -258,10 +258,13 @@ class Renderer(nn.Module):
         if cfg.mask_prior_init:  # the decoder's mask 0.5 (tanh + 1) also starts at the size prior theta
             nn.init.constant_(self.head3.conv.bias[3:], math.atanh(2 * cfg.mask_size - 1))
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, full_only: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``full_only`` skips the 1/2 and 1/4 heads (generation needs only the full-resolution output); the
+        returned list then holds the full-resolution foreground alone."""
         x = self.level1(x)
-        quarter = self.head1(x)
+        quarter = None if full_only else self.head1(x)
         x = self.level2(x)
-        half = self.head2(x)
+        half = None if full_only else self.head2(x)
         full = self.head3(self.level3(x))  # (N, 4, H, W)
-        return [full[:, :3], half, quarter], 0.5 * (full[:, 3:] + 1)
+        fgs = [full[:, :3]] if full_only else [full[:, :3], half, quarter]
+        return fgs, 0.5 * (full[:, 3:] + 1)
