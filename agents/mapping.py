@@ -9,6 +9,7 @@ to the majority of their shift, then to the name-based map (:func:`envs.real.heu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -154,8 +155,8 @@ def cache_path(checkpoint: str | Path) -> Path:
 
 
 def _cache_key(checkpoint: Path, model: WorldModel, env: RealGameVectorEnv, cfg: MappingConfig) -> dict[str, Any]:
-    st = checkpoint.stat()
-    return {"checkpoint": checkpoint.name, "size": st.st_size, "mtime": st.st_mtime,
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()  # content, not mtime: a fresh clone reuses it
+    return {"checkpoint": checkpoint.name, "sha256": digest,
             "game": env.game_config.game, "frames_per_step": env.game_config.frames_per_step,
             "shift_grid": model.shift_grid.cpu().tolist(), "num_codes": int(model.num_codes), "mapping": asdict(cfg)}
 
@@ -164,7 +165,7 @@ def load_or_learn_action_map(model: WorldModel, env: RealGameVectorEnv, checkpoi
                              cfg: MappingConfig | None = None) -> ActionMap:
     """:func:`learn_action_map`, cached beside the checkpoint (:func:`cache_path`) when it can be written.
 
-    The cache is used only when it was learned for the same checkpoint file (size and mtime), game, step size,
+    The cache is used only when it was learned for the same checkpoint file (its SHA-256), game, step size,
     shift grid and mapping settings.
     """
     cfg = cfg or MappingConfig()

@@ -122,4 +122,18 @@ def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
     np.testing.assert_array_equal(mapping.action_map_for_env(env, cfg), table)
     with pytest.raises(AssertionError, match="cached"):  # other settings: learned again
         mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4))
+    import os
+    import shutil
+
+    os.utime(ckpt, (1e9, 1e9))  # as after a fresh clone: same bytes, another mtime -> still cached
+    np.testing.assert_array_equal(mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=ckpt), cfg), table)
+    copy = tmp_path / "copy" / ckpt.name
+    copy.parent.mkdir()
+    shutil.copy(ckpt, copy)
+    shutil.copy(mapping.cache_path(ckpt), mapping.cache_path(copy))
+    np.testing.assert_array_equal(mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=copy), cfg), table)
+    with open(copy, "ab") as f:
+        f.write(b"\0")  # other bytes: learned again
+    with pytest.raises(AssertionError, match="cached"):
+        mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=copy), cfg)
     assert mapping.action_map_for_env(GlassWorldEnv(model=SquareWorld())) is None  # no game in its card
