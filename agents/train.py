@@ -101,6 +101,7 @@ class AgentConfig:
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = 100  # None: the id's registration (200)
     algo: str = "ppo"
+    train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16
     total_timesteps: int = 32_768
     time_budget_s: float | None = 180.0  # training wall-clock limit (None = none); evaluations count, setup not
@@ -138,6 +139,8 @@ class AgentConfig:
     def validate(self) -> None:
         if self.algo not in ALGOS:
             raise DatasetError(f"algo must be one of {ALGOS}, got {self.algo!r} (algo=ppo)")
+        if self.train_in not in ("dream", "real"):
+            raise DatasetError(f"train_in must be dream or real, got {self.train_in!r}")
         for name in ("n_envs", "total_timesteps"):
             if int(getattr(self, name)) < 1:
                 raise DatasetError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -178,13 +181,26 @@ def _sb3_device(device: str) -> str:
     return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
 
 
-def make_sb3_env(cfg: AgentConfig, num_envs: int):
-    """Dream vector env -> SB3 VecEnv (+ episode statistics, + channel-first images for the CNN)."""
+def make_sb3_env(cfg: AgentConfig, num_envs: int, world: str = "dream"):
+    """The dream (or, ``world="real"``, the real ALE game behind it: same observation size, (shift, code) actions
+    through the learned joystick map, same task and episode limit) -> SB3 VecEnv (+ episode statistics,
+    + channel-first images for the CNN)."""
     from stable_baselines3.common.vec_env import VecMonitor, VecTransposeImage
 
     from .sb3 import SB3VecEnv
 
-    return VecTransposeImage(VecMonitor(SB3VecEnv(make_dream(cfg.dream(), num_envs, "same_step"))))
+    if world == "dream":
+        return VecTransposeImage(VecMonitor(SB3VecEnv(make_dream(cfg.dream(), num_envs, "same_step"))))
+    from .evaluate import make_real_env
+
+    dream = make_dream(cfg.dream(), 1, "same_step")
+    try:
+        real, _ = make_real_env(_eval_config(cfg, "random", True), dream, num_envs, "same_step")
+    except ValueError as e:  # the checkpoint's card names no playable Atari game
+        raise DatasetError(f"train_in=real needs the real game of {cfg.env}: {e}") from None
+    finally:
+        dream.close()
+    return VecTransposeImage(VecMonitor(SB3VecEnv(real)))
 
 
 def build_algo(cfg: AgentConfig, venv, run_dir: Path):
@@ -309,8 +325,8 @@ def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     set_random_seed(cfg.seed)
-    venv = make_sb3_env(cfg, cfg.n_envs)  # first, so that a bad env leaves no run folder behind
-    eval_env = make_sb3_env(cfg, cfg.eval.n_envs) if cfg.eval.freq > 0 else None
+    venv = make_sb3_env(cfg, cfg.n_envs, cfg.train_in)  # first, so that a bad env leaves no run folder behind
+    eval_env = make_sb3_env(cfg, cfg.eval.n_envs, cfg.train_in) if cfg.eval.freq > 0 else None
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "agent.json", asdict(cfg))
@@ -327,7 +343,8 @@ def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     budget = _budget_callback(cfg, eval_cb)
     callbacks.append(budget)
     limit = "" if cfg.time_budget_s is None else f" or {cfg.time_budget_s:.0f} s"
-    log.info("training %s on %s (%d envs, %d steps%s) -> %s", cfg.algo, cfg.env, cfg.n_envs, cfg.total_timesteps,
+    where = cfg.env if cfg.train_in == "dream" else f"the real game of {cfg.env}"
+    log.info("training %s in %s (%d envs, %d steps%s) -> %s", cfg.algo, where, cfg.n_envs, cfg.total_timesteps,
              limit, run_dir)
     t0 = time.perf_counter()
     try:
@@ -417,7 +434,7 @@ def build_summary(cfg: AgentConfig, run_dir: Path, trained: dict[str, Any], resu
     base_name = base.get("policy")
     summary: dict[str, Any] = {
         "env": cfg.env, "task": results["task"], "checkpoint": cfg.checkpoint, "algo": cfg.algo,
-        "timesteps": trained["timesteps"], "train_seconds": round(trained["train_seconds"], 2),
+        "trained_in": cfg.train_in, "timesteps": trained["timesteps"], "train_seconds": round(trained["train_seconds"], 2),
         "steps_per_second": round(trained["steps_per_second"], 2), "stopped_by": trained["stopped_by"],
         "episodes": results["episodes"], "max_episode_steps": results["max_episode_steps"],
         "baseline": base_name,
@@ -485,7 +502,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["real"]:
         worlds.append((f"real {summary['real']['game']}", summary["real"]))
     stop = "time budget" if summary["stopped_by"] == "time_budget" else "total_timesteps"
-    lines = [(f"{summary['algo']} on {summary['env']} (task {summary['task']}): {summary['timesteps']} steps in "
+    where = summary["env"] if summary.get("trained_in", "dream") == "dream" else \
+        f"the real game of {summary['env']}"
+    lines = [(f"{summary['algo']} in {where} (task {summary['task']}): {summary['timesteps']} steps in "
               f"{summary['train_seconds']:.0f} s ({summary['steps_per_second']:.0f} steps/s, stopped by {stop}); "
               f"{summary['episodes']} evaluation episodes of <= {summary['max_episode_steps']} steps")]
     head = f"{'':<10}" + "".join(f"{name + ' success':>22}{name + ' return':>20}" for name, _ in worlds)

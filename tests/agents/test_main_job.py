@@ -177,3 +177,24 @@ def test_a_video_cut_short_by_an_error_leaves_no_file(square_model, tmp_path):
     with pytest.raises(ValueError, match="one-env"):
         record_dream(GlassWorldVectorEnv(2, model=square_model, autoreset_mode="same_step"), Breaks(),
                      tmp_path / "w.mp4", VideoConfig(steps=2))
+
+
+def test_train_in_real_game_is_the_ale_baseline(tennis_checkpoint, tmp_path, capsys):
+    """train_in=real: the same PPO, spaces, task and joystick map, trained on ALE Tennis itself."""
+    run = tmp_path / "real_run"
+    rc = main(["agent", f"checkpoint={tennis_checkpoint}", *TINY, "video.steps=0", "train_in=real",
+               f"run_dir={run}"])
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((run / "summary.json").read_text())
+    assert s["trained_in"] == "real" and s["timesteps"] >= 64 and s["real"]["game"] == "Tennis"
+    assert [c["timesteps"] for c in s["learning_curve"]] == [32, 64]  # evaluated in the real game as it learns
+    assert "in the real game of GlassTennis-v0" in capsys.readouterr().out
+    bad = main(["agent", f"checkpoint={tennis_checkpoint}", *TINY, "train_in=moon", f"run_dir={tmp_path / 'x'}"])
+    assert bad == 2 and "train_in must be dream or real" in capsys.readouterr().err
+
+
+def test_train_in_real_needs_a_real_game(world_checkpoint, tmp_path, capsys):
+    rc = main(["agent", "env=GlassWorld-v0", f"checkpoint={world_checkpoint}", *TINY, "train_in=real",
+               f"run_dir={tmp_path / 'r'}"])
+    assert rc == 2 and "train_in=real needs the real game" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
