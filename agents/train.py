@@ -519,7 +519,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"note: {summary['real_note']}")
     curve = [c for c in summary["learning_curve"] if c["success_rate"] is not None]
     if curve:
-        lines.append("learning curve (dream success): " + "  ".join(
+        lines.append(f"learning curve ({summary.get('trained_in', 'dream')} success): " + "  ".join(
             f"{c['timesteps']}: {c['success_rate']:.0%}" for c in curve))
     p = summary["paths"]
     if "seconds" in summary:

@@ -188,7 +188,8 @@ def test_train_in_real_game_is_the_ale_baseline(tennis_checkpoint, tmp_path, cap
     s = json.loads((run / "summary.json").read_text())
     assert s["trained_in"] == "real" and s["timesteps"] >= 64 and s["real"]["game"] == "Tennis"
     assert [c["timesteps"] for c in s["learning_curve"]] == [32, 64]  # evaluated in the real game as it learns
-    assert "in the real game of GlassTennis-v0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "in the real game of GlassTennis-v0" in out and "learning curve (real success)" in out
     bad = main(["agent", f"checkpoint={tennis_checkpoint}", *TINY, "train_in=moon", f"run_dir={tmp_path / 'x'}"])
     assert bad == 2 and "train_in must be dream or real" in capsys.readouterr().err
 
