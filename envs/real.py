@@ -264,7 +264,7 @@ class RealGameVectorEnv(TaskVectorEnv):
         core = RealCore(cfg, num_envs, height, width, task_obj, None, device)
         if action_map is None:
             action_map = heuristic_action_map(shift_names, k, core.legal)
-            log.info("real %s: no learned action map, using the name-based one", cfg.game)
+            log.debug("real %s: no action map given, starting from the name-based one", cfg.game)
         if np.shape(action_map) != (n_shifts, k):
             raise ValueError(f"action_map must be (n_shifts, K) = ({n_shifts}, {k}), got {np.shape(action_map)}")
         core.set_action_map(action_map)
