@@ -161,33 +161,54 @@ def _cache_key(checkpoint: Path, model: WorldModel, env: RealGameVectorEnv, cfg:
             "shift_grid": model.shift_grid.cpu().tolist(), "num_codes": int(model.num_codes), "mapping": asdict(cfg)}
 
 
+CACHE_ENTRIES = 8  # maps kept per checkpoint (one per game / step size / mapping settings)
+
+
+def _cached_entries(path: Path) -> list[dict[str, Any]]:
+    """The maps cached in ``path`` ([] when absent or unreadable); reads the older one-map layout too."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if entries is None:
+        entries = [data] if isinstance(data, dict) and "key" in data else []
+    return [e for e in entries if isinstance(e, dict) and "key" in e]
+
+
 def load_or_learn_action_map(model: WorldModel, env: RealGameVectorEnv, checkpoint: str | Path | None,
                              cfg: MappingConfig | None = None) -> ActionMap:
     """:func:`learn_action_map`, cached beside the checkpoint (:func:`cache_path`) when it can be written.
 
-    The cache is used only when it was learned for the same checkpoint file (its SHA-256), game, step size,
-    shift grid and mapping settings.
+    A cached map is used only when it was learned for the same checkpoint file (its SHA-256), game, step size,
+    shift grid and mapping settings; the cache keeps the last :data:`CACHE_ENTRIES` distinct ones, so an
+    evaluation with other mapping settings does not evict the main job's map.
     """
     cfg = cfg or MappingConfig()
     key = None
+    entries: list[dict[str, Any]] = []
     if checkpoint is not None and Path(checkpoint).is_file():
         key = _cache_key(Path(checkpoint).resolve(), model, env, cfg)
         path = cache_path(checkpoint)
-        try:
-            cached = json.loads(path.read_text())
-            if cached.get("key") == key:
-                table = np.asarray(cached["table"], dtype=np.int64)
-                log.info("action map from cache %s", path)
-                return ActionMap(table=table, votes=np.asarray(cached["votes"], dtype=np.int64),
+        entries = _cached_entries(path)
+        for cached in entries:
+            if cached.get("key") != key:
+                continue
+            try:
+                amap = ActionMap(table=np.asarray(cached["table"], dtype=np.int64),
+                                 votes=np.asarray(cached["votes"], dtype=np.int64),
                                  agreement=float(cached["agreement"]), transitions=int(cached["transitions"]),
                                  source="learned")
-        except (OSError, ValueError, KeyError):
-            pass
+            except (KeyError, TypeError, ValueError):
+                break
+            log.info("action map from cache %s", path)
+            return amap
     amap = learn_action_map(model, env, cfg)
     if key is not None:
+        entry = {"key": key, **amap.to_dict(), "votes": amap.votes.tolist()}
+        kept = [e for e in entries if e.get("key") != key][-(CACHE_ENTRIES - 1):] + [entry]
         try:
-            atomic_write_bytes(cache_path(checkpoint), json.dumps(
-                {"key": key, **amap.to_dict(), "votes": amap.votes.tolist()}).encode())
+            atomic_write_bytes(cache_path(checkpoint), json.dumps({"entries": kept}).encode())
         except OSError as e:  # a read-only install: learn again next time
             log.info("cannot cache the action map beside %s (%s)", checkpoint, e)
     return amap

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -122,6 +124,13 @@ def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
     np.testing.assert_array_equal(mapping.action_map_for_env(env, cfg), table)
     with pytest.raises(AssertionError, match="cached"):  # other settings: learned again
         mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4))
+    monkeypatch.undo()
+    register_square_model(monkeypatch)
+    other = mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4))  # cached beside the first
+    monkeypatch.setattr(mapping, "learn_action_map", no_learning)
+    np.testing.assert_array_equal(mapping.action_map_for_env(env, cfg), table)  # the first map was not evicted
+    np.testing.assert_array_equal(mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4)), other)
+    assert len(json.loads(mapping.cache_path(ckpt).read_text())["entries"]) == 2
     import os
     import shutil
 
