@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,12 +14,15 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .data.format import DatasetError
 
+log = logging.getLogger(__name__)
+
 
 class WorldModelBase(nn.Module):
     """Base of GLASS and the keypoint model.
 
     Subclasses set ``model_name`` (the checkpoint's "model" value) and ``config_cls`` (with ``from_dict``), and
-    define ``height``, ``width``, ``num_codes`` and ``device``.
+    define ``height``, ``width``, ``num_codes``, ``device``, the local-action quantiser ``action.vq`` and
+    ``_recent_u`` (the latest training batch's pre-quantisation actions, or None).
     """
 
     model_name: ClassVar[str]
@@ -28,6 +32,15 @@ class WorldModelBase(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @torch.no_grad()
+    def reset_dead_codes(self, usage_counts: torch.Tensor) -> int:
+        """Re-initialise codebook rows whose ``usage_counts`` (K,) are 0 (near recent pre-quantisation actions);
+        returns how many (see ``VectorQuantizer.reset_dead`` in :mod:`worldmodel.glass.networks`)."""
+        dead = self.action.vq.reset_dead(usage_counts, self._recent_u)
+        if dead:
+            log.info("reset %d dead code(s): %s", len(dead), dead)
+        return len(dead)
 
     @contextlib.contextmanager
     def _eval_mode(self) -> Iterator[None]:

@@ -12,7 +12,6 @@ background shifts estimated from the real clip, as the official evaluation does.
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Any
 
 import torch
@@ -34,7 +33,6 @@ from .networks import (
     Renderer,
 )
 
-log = logging.getLogger(__name__)
 
 DYN_KEYS = ("h0", "c0", "h1", "c1", "h2", "c2")
 DEFAULT_SHIFT_PX = 4.0
@@ -287,32 +285,6 @@ class GlassModel(WorldModelBase):
                **{k: v.detach().clamp(-1, 1) for k, v in
                   (("fg", g["fg"]), ("bg", g["bg"]), ("composite", g["composite"]), ("recon_fg", recon[0]))}}
         return total, out_terms, aux
-
-    @torch.no_grad()
-    def reset_dead_codes(self, usage_counts: torch.Tensor) -> int:
-        """Re-initialise codebook rows whose ``usage_counts`` (K,) are 0; returns how many.
-
-        Dead rows get pre-quantisation actions u of the most recent training batch (plus 1% noise), so they
-        land where the action network's outputs are; without a recent batch, U(-1/K, 1/K) as at init.
-        """
-        counts = torch.as_tensor(usage_counts).flatten()
-        if counts.numel() != self.num_codes:
-            raise ValueError(f"usage_counts must have {self.num_codes} entries (one per code), got {counts.numel()}")
-        dead = (counts == 0).nonzero().flatten().to(self.device)
-        if dead.numel() == 0:
-            return 0
-        book = self.action.vq.codebook
-        k = self.num_codes
-        if self._recent_u is not None and self._recent_u.shape[0] > 0:
-            u = self._recent_u.to(book.device)
-            pick = torch.randint(0, u.shape[0], (dead.numel(),), device=book.device)
-            scale = u.std().clamp_min(1.0 / k)
-            new = u[pick] + 0.01 * scale * torch.randn_like(u[pick])
-        else:
-            new = torch.empty(dead.numel(), book.shape[1], device=book.device).uniform_(-1.0 / k, 1.0 / k)
-        book[dead] = new.to(book.dtype)
-        log.info("reset %d dead code(s): %s", dead.numel(), dead.tolist())
-        return int(dead.numel())
 
     # ================================================================================================ analysis
     @torch.no_grad()

@@ -147,6 +147,30 @@ class VectorQuantizer(nn.Module):
         loss = F.mse_loss(u, c.detach()) + self.beta * F.mse_loss(c, u.detach())
         return u + (c - u).detach(), ids, loss
 
+    @torch.no_grad()
+    def reset_dead(self, usage_counts: torch.Tensor, recent_u: torch.Tensor | None) -> list[int]:
+        """Re-initialise the codebook rows whose ``usage_counts`` (K,) are 0; returns their indices.
+
+        Dead rows get pre-quantisation actions ``recent_u`` (N, D) of the latest training batch (plus 1% noise),
+        so they land where the encoder's outputs are; without them, U(-1/K, 1/K) as at init.
+        """
+        k = self.num_codes
+        counts = torch.as_tensor(usage_counts).flatten()
+        if counts.numel() != k:
+            raise ValueError(f"usage_counts must have {k} entries (one per code), got {counts.numel()}")
+        book = self.codebook
+        dead = (counts == 0).nonzero().flatten().to(book.device)
+        if dead.numel() == 0:
+            return []
+        if recent_u is not None and recent_u.shape[0] > 0:
+            u = recent_u.to(book.device)
+            pick = torch.randint(0, u.shape[0], (dead.numel(),), device=book.device)
+            new = u[pick] + 0.01 * u.std().clamp_min(1.0 / k) * torch.randn_like(u[pick])
+        else:
+            new = torch.empty(dead.numel(), book.shape[1], device=book.device).uniform_(-1.0 / k, 1.0 / k)
+        book[dead] = new.to(book.dtype)
+        return dead.tolist()
+
 
 class ActionNetwork(nn.Module):
     """A: attended features of (shifted f_t, f_{t+1}) -> pre-quantisation action u (N, action_dim).

@@ -42,7 +42,6 @@ the current keypoints (B, K, 3) as (x, y) frame pixels (+y down) and mu, for ove
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 import torch
@@ -69,7 +68,6 @@ from .networks import (
     regularised_kernels,
 )
 
-log = logging.getLogger(__name__)
 
 DEFAULT_SHIFT_PX = 4.0
 # the default 9-shift grid (pixels): none + 8 directions of DEFAULT_SHIFT_PX (x right, y down), as GLASS
@@ -444,27 +442,6 @@ class KeypointModel(WorldModelBase):
         img = v + 0.5  # [0, 1]
         img = img * (1 - heat.amax(dim=1, keepdim=True)) + torch.cat([heat, torch.zeros_like(heat[:, :1])], dim=1)
         return (img * 2 - 1).clamp(-1, 1)
-
-    @torch.no_grad()
-    def reset_dead_codes(self, usage_counts: torch.Tensor) -> int:
-        """Re-initialise codebook rows whose ``usage_counts`` (K,) are 0 (from recent pre-quantisation actions)."""
-        counts = torch.as_tensor(usage_counts).flatten()
-        if counts.numel() != self.num_codes:
-            raise ValueError(f"usage_counts must have {self.num_codes} entries (one per code), got {counts.numel()}")
-        dead = (counts == 0).nonzero().flatten().to(self.device)
-        if dead.numel() == 0:
-            return 0
-        book = self.action.vq.codebook
-        k = self.num_codes
-        if self._recent_u is not None and self._recent_u.shape[0] > 0:
-            u = self._recent_u.to(book.device)
-            pick = torch.randint(0, u.shape[0], (dead.numel(),), device=book.device)
-            new = u[pick] + 0.01 * u.std().clamp_min(1.0 / k) * torch.randn_like(u[pick])
-        else:
-            new = torch.empty(dead.numel(), book.shape[1], device=book.device).uniform_(-1.0 / k, 1.0 / k)
-        book[dead] = new.to(book.dtype)
-        log.info("reset %d dead code(s): %s", dead.numel(), dead.tolist())
-        return int(dead.numel())
 
     # ================================================================================================ analysis
     @torch.no_grad()
