@@ -17,10 +17,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
+    """One torch thread in every test, restored afterwards (a test may change it, e.g. train.threads=)."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------------ worlds for env/agent tests

@@ -11,20 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from worldmodel.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ["preset=tiny", "height=32", "width=48"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):

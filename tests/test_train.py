@@ -55,15 +55,6 @@ def make_dataset(root: Path, n_train: int = 3, n_val: int = 2, frames: int = 12,
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: one torch thread is far faster than contended ones."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("data") / "squares")

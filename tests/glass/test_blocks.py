@@ -20,15 +20,6 @@ from worldmodel.glass.config import GlassConfig
 from worldmodel.glass.networks import Dynamics, VectorQuantizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest on one thread (and a shared, busy CPU makes more threads much slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _square(h: int = 16, w: int = 24, top: int = 5, left: int = 8, size: int = 4) -> torch.Tensor:
     img = torch.zeros(1, 1, h, w)
     img[..., top:top + size, left:left + size] = 1.0

@@ -13,15 +13,6 @@ from worldmodel.glass import GlassConfig, GlassModel
 from worldmodel.glass.losses import LMA_TERMS, TERMS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and a shared, busy CPU makes more threads much slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 GMA_PARTS = ("masking", "inpainting", "pose_fg", "pose_bg")
 LMA_PARTS = ("encoder", "compressor", "action", "dynamics", "renderer")
 

@@ -31,15 +31,6 @@ from worldmodel.models import build_model, load_world_model
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: one torch thread is far faster than contended ones."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny(**overrides) -> KeypointModel:
     torch.manual_seed(0)
     return KeypointModel(KeypointConfig.preset("tiny", SIZE, SIZE, **overrides))
