@@ -11,7 +11,6 @@ The single env is the core with N = 1, so the two agree step for step (tests che
 
 from __future__ import annotations
 
-import contextlib
 
 import logging
 import os
@@ -52,10 +51,15 @@ _MODEL_CACHE: dict[tuple[str, float, str], WorldModel] = {}
 PRECISIONS = ("float32", "bfloat16")
 
 
-def _as_float32(state: State) -> State:
-    """Reduced-precision floating tensors of a model state back to float32 (other dtypes untouched)."""
-    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() and v.dtype != torch.float32 else v
-            for k, v in state.items()}
+def _as_float32(x: Any) -> Any:
+    """Reduced-precision floating tensors (also inside tuples, lists and dicts) back to float32."""
+    if torch.is_tensor(x):
+        return x.float() if x.is_floating_point() and x.dtype != torch.float32 else x
+    if isinstance(x, dict):
+        return {k: _as_float32(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_as_float32(v) for v in x)
+    return x
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -127,11 +131,13 @@ class DreamCore:
         self.last_model_frames: torch.Tensor | None = None
         self.is_success = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast around model calls when ``precision="bfloat16"`` (the env's state stays float32)."""
-        if self.precision == "bfloat16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; with ``precision="bfloat16"`` under bfloat16 autocast, its outputs turned back
+        to float32 (the env's state and frames stay float32)."""
+        if self.precision == "float32":
+            return fn(*args, **kwargs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return _as_float32(fn(*args, **kwargs))
 
     # -- seeding and start frames ----------------------------------------------------------------
     def seed(self, rng: np.random.Generator) -> None:
@@ -194,9 +200,8 @@ class DreamCore:
         if k == 0:
             return
         frames, bank_idx = self._start_frames(k, rng, options.get("frame"))
-        with self._autocast():
-            sub_state = _as_float32(self.model.start(frames))
-            masks, pos, visible = self._initial_masks(frames)
+        sub_state = self._call(self.model.start, frames)
+        masks, pos, visible = self._call(self._initial_masks, frames)
         target = options.get("target")
         if target is not None:
             target = torch.as_tensor(np.asarray(target, dtype=np.float32), device=self.device).reshape(-1, 2)
@@ -235,9 +240,7 @@ class DreamCore:
         else:
             state, ts = take_rows(self.model_state, rows), take_rows(self.task_state, rows)
             act = action.index_select(0, rows)
-        with self._autocast():
-            frame, mask, state = self.model.step(state, act[:, 0], act[:, 1], generator=self.generator)
-        frame, mask, state = frame.float(), mask.float(), _as_float32(state)
+        frame, mask, state = self._call(self.model.step, state, act[:, 0], act[:, 1], generator=self.generator)
         self.last_model_frames = frame  # (k, 3, H, W) float, unclamped (for diagnostics)
         pos, visible = mask_centroid(mask)
         r, term, ts = self.task.step(ts, pos, visible)
