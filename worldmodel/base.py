@@ -74,6 +74,15 @@ class WorldModelBase(nn.Module):
         raise ValueError(f"shift must be (B,) long indices into shift_grid or (B, 2) float pixels (dx, dy) "
                          f"with B={b}, got {tuple(shift.shape)} {shift.dtype}")
 
+    def _code_ids(self, code: torch.Tensor, b: int) -> torch.Tensor:
+        """(B,) integer local action codes -> (B,) long on the device, checked to lie in [0, K)."""
+        code = torch.as_tensor(code, device=self.device)
+        if code.shape != (b,) or code.is_floating_point():
+            raise ValueError(f"code must be (B,) = ({b},) long, got {tuple(code.shape)} {code.dtype}")
+        if code.numel() and (code.min() < 0 or code.max() >= self.num_codes):
+            raise ValueError(f"codes must lie in [0, {self.num_codes}), got {code.tolist()}")
+        return code.long()
+
     def set_env_info(self, info: dict[str, Any]) -> None:
         """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames."""
         if "shift_grid" in info and info["shift_grid"] is not None:

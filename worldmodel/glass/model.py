@@ -359,16 +359,12 @@ class GlassModel(WorldModelBase):
         """
         b = state["fg"].shape[0]
         shift_px = self._shift_pixels(shift, b)
-        code = torch.as_tensor(code, device=self.device)
-        if code.shape != (b,) or code.is_floating_point():
-            raise ValueError(f"code must be (B,) = ({b},) long, got {tuple(code.shape)} {code.dtype}")
-        if code.numel() and (code.min() < 0 or code.max() >= self.num_codes):
-            raise ValueError(f"codes must lie in [0, {self.num_codes}), got {code.tolist()}")
+        code = self._code_ids(code, b)
         bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
             bg_shift, device=self.device).float().view(b, 2)
         with self._eval_mode():
             phi, _ = self.encoder(state["fg"])
-            s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code.long()],
+            s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code],
                                    pixels_to_normalized(shift_px, self.height, self.width),
                                    {k: state[k] for k in DYN_KEYS})
             fgs, mask = self.renderer(s, full_only=True)

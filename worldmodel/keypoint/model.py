@@ -527,16 +527,12 @@ class KeypointModel(WorldModelBase):
         """
         b = state["h"].shape[0]
         shift_n = delta_from_pixels(self._shift_pixels(shift, b), self.height, self.width, self.hm_h, self.hm_w)
-        code = torch.as_tensor(code, device=self.device)
-        if code.shape != (b,) or code.is_floating_point():
-            raise ValueError(f"code must be (B,) = ({b},) long, got {tuple(code.shape)} {code.dtype}")
-        if code.numel() and (code.min() < 0 or code.max() >= self.num_codes):
-            raise ValueError(f"codes must lie in [0, {self.num_codes}), got {code.tolist()}")
+        code = self._code_ids(code, b)
         temp = self.cfg.step_temperature if temperature is None else float(temperature)
         with self._eval_mode():
             x = self._unpx(state["keypoints"])  # (B, K, 3)
             h = self.vrnn.update(state["h"], x.flatten(1), state["z"], shift_n,
-                                 self.action.vq.codebook[code.long()])
+                                 self.action.vq.codebook[code])
             mean, std = self.vrnn.prior(h)
             z = mean
             if temp > 0:
