@@ -27,7 +27,7 @@ from gymnasium.vector import AutoresetMode
 from worldmodel.api import State, WorldModel
 
 from .render import PygameWindow
-from .tasks import Task, TaskState, make_task, mask_centroid
+from .tasks import Task, TaskState, mask_centroid, task_for_model
 from .vector import RENDER_FPS, TaskVectorEnv, check_actions, infos_to_numpy, put_rows, take_rows
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ class GlassWorldEnv(gym.Env):
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
                                   precision=precision)
         self.model = load_model(checkpoint, model, device)
-        self.task = make_task(task, self.model.height, self.model.width, task_kwargs)
+        self.task = task_for_model(task, self.model, task_kwargs)
         self.observation_space, self.action_space, self._nvec = _spaces(self.model)
         self.action_meanings = _action_meanings(self.model)
         self.render_mode, self.render_scale = render_mode, int(render_scale)
@@ -443,7 +443,7 @@ class GlassWorldVectorEnv(TaskVectorEnv):
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
                                   precision=precision)
         self.model = load_model(checkpoint, model, device)
-        core = DreamCore(self.model, make_task(task, self.model.height, self.model.width, task_kwargs), num_envs,
+        core = DreamCore(self.model, task_for_model(task, self.model, task_kwargs), num_envs,
                          precision)
         obs_space, act_space, _ = _spaces(self.model)
         self._setup(core, obs_space, act_space, _action_meanings(self.model), max_episode_steps, autoreset_mode,

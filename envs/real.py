@@ -251,15 +251,18 @@ class RealGameVectorEnv(TaskVectorEnv):
         action_map: (n_shifts, K) ALE action ids; None = :func:`heuristic_action_map`.
         cfg: the game and its step size (:func:`real_game_config` reads them from a checkpoint card).
         task, task_kwargs, max_episode_steps, autoreset_mode, render_mode: as the dream's vector env.
+        places: recorded (start, later) agent positions for ``reach`` targets (the world model's
+            ``reach_places``; :meth:`for_model` passes them).
     """
 
     def __init__(self, num_envs: int, height: int, width: int, shift_names: list[str], code_names: list[str],
                  cfg: RealGameConfig | None = None, action_map: np.ndarray | None = None, task: str = "reach",
                  task_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_mode: str | None = None,
-                 render_scale: int = 2, device: str | torch.device = "cpu") -> None:
+                 render_scale: int = 2, device: str | torch.device = "cpu",
+                 places: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         cfg = cfg or RealGameConfig()
-        task_obj = make_task(task, height, width, task_kwargs)
+        task_obj = make_task(task, height, width, task_kwargs, places)
         n_shifts, k = len(shift_names), len(code_names)
         core = RealCore(cfg, num_envs, height, width, task_obj, None, device)
         if action_map is None:
@@ -280,6 +283,7 @@ class RealGameVectorEnv(TaskVectorEnv):
         """The real game of a world model (game and step size from its checkpoint card)."""
         cfg = real_game_config(dict(getattr(model, "metadata", {}) or {}), game=game)
         codes = list(model.code_meanings) if model.code_meanings else [f"code {i}" for i in range(model.num_codes)]
+        kwargs.setdefault("places", getattr(model, "reach_places", None))
         return cls(num_envs, model.height, model.width, list(model.shift_names), codes, cfg, action_map, **kwargs)
 
     def close_extras(self, **kwargs: Any) -> None:

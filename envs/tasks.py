@@ -8,7 +8,8 @@ and to share one task between the dream env, the real-game env and the planner.
 The agent's position is measured the same way everywhere: the centroid of the agent's foreground mask
 (the world model's own mask in the dream, RAM positions in the real game).
 
-Tasks: ``reach`` (a target placed at reset; reward = decrease of the distance to it; ends on arrival),
+Tasks: ``reach`` (a target placed at reset, by default a place the agent really went to from near its start in
+the training recordings; reward = decrease of the distance to it; ends on arrival),
 ``track`` (a target that moves across the frame; reward = closeness to it; never ends by itself) and
 ``none`` (reward 0, never ends; for free play and data collection). A learned reward head is not included.
 """
@@ -22,34 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodel.metrics import soft_mask_centroid as mask_centroid  # noqa: F401 - the envs' agent locator
+
 TaskState = dict[str, torch.Tensor]  # every tensor has the env dimension first
 
 # Colour of the target marker drawn into observations (RGB, uint8): magenta, rare in both games.
 MARKER_COLOR = (255, 0, 255)
-
-
-def mask_centroid(mask: torch.Tensor, min_area_px: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid of soft masks.
-
-    Args:
-        mask: (N, 1, H, W) in [0, 1].
-        min_area_px: masks with less total weight than this count as "agent not visible".
-    Returns:
-        pos (N, 2) float (x, y) in pixels (pixel centres at integer coordinates; undefined rows hold 0),
-        visible (N,) bool.
-    """
-    assert mask.dim() == 4 and mask.shape[1] == 1, f"mask must be (N, 1, H, W), got {tuple(mask.shape)}"
-    n, _, h, w = mask.shape
-    m = mask[:, 0].float()  # (N, H, W)
-    area = m.sum(dim=(1, 2))  # (N,)
-    xs = torch.arange(w, device=m.device, dtype=m.dtype)
-    ys = torch.arange(h, device=m.device, dtype=m.dtype)
-    safe = area.clamp_min(1e-6)
-    x = (m.sum(dim=1) * xs).sum(dim=1) / safe  # (N,)
-    y = (m.sum(dim=2) * ys).sum(dim=1) / safe  # (N,)
-    visible = area >= min_area_px
-    pos = torch.stack([x, y], dim=1) * visible[:, None]  # (N, 2)
-    return pos, visible
 
 
 @dataclass
@@ -57,8 +36,13 @@ class ReachConfig:
     """``reach``: walk the agent to a target placed at reset."""
 
     radius: float = 6.0  # px: arrival distance (≈ half an agent's width at 96x128)
-    margin: float = 8.0  # px: targets are placed at least this far from the frame border
-    min_start_distance: float = 24.0  # px: resample targets closer than this to the agent's start
+    # "recorded": a place the agent really went to in the training recordings, 1..64 steps after being near
+    # (within match_radius of) where this episode starts (the checkpoint's env_info reach_from / reach_to); a
+    # checkpoint without them falls back to "uniform": anywhere in the frame minus the margin
+    targets: str = "recorded"
+    match_radius: float = 8.0  # px: recorded starts this close to the episode's start count as "from here"
+    margin: float = 8.0  # px: uniform targets are placed at least this far from the frame border
+    min_start_distance: float = 24.0  # px: targets closer than this to the agent's start are avoided
     target_axes: str = "xy"  # "x": targets on the agent's start row (agents that only move sideways: Breakout)
     reward_scale: float = 0.0  # px per reward unit; 0 = 10% of the frame diagonal
     success_bonus: float = 0.0  # added on arrival (0 = pure distance shaping)
@@ -90,9 +74,12 @@ class Task:
     name = "base"
     config_cls: type = NoneConfig
 
-    def __init__(self, height: int, width: int, cfg: Any = None) -> None:
+    def __init__(self, height: int, width: int, cfg: Any = None,
+                 places: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.height, self.width = int(height), int(width)
         self.cfg = cfg if cfg is not None else self.config_cls()
+        # recorded (start, later) agent positions, (M, 2) px each (the world model's ``reach_places``)
+        self.places = places
         diag = math.hypot(self.height, self.width)
         scale = getattr(self.cfg, "reward_scale", 0.0)
         self.reward_scale = float(scale) if scale and scale > 0 else 0.1 * diag
@@ -217,6 +204,8 @@ class ReachTask(Task):
     config_cls = ReachConfig
 
     def _sample_target(self, pos: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.cfg.targets == "recorded" and self.places is not None:
+            return self._recorded_target(pos, rng)
         k = 8  # candidates per env; keep the first far enough from the start, else the farthest
         cand = self._uniform_points(pos, k, rng)  # (N, k, 2)
         d = torch.linalg.vector_norm(cand - pos[:, None], dim=2)  # (N, k)
@@ -224,6 +213,26 @@ class ReachTask(Task):
         first_ok = torch.argmax(ok.float(), dim=1)  # first True (0 when none)
         idx = torch.where(ok.any(dim=1), first_ok, torch.argmax(d, dim=1))
         return cand[torch.arange(pos.shape[0], device=pos.device), idx]
+
+    def _recorded_target(self, pos: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """(N, 2) targets: the later position of a random recorded pair that starts within ``match_radius`` of
+        ``pos`` (N, 2) and ends at least ``min_start_distance`` away; without one, the far-enough pair whose start
+        is nearest; without any far-enough pair, the pair that ends farthest away."""
+        src, dst = (t.to(pos.device) for t in self.places)  # (M, 2) each
+        d_start = torch.cdist(pos, src)  # (N, M)
+        d_goal = torch.cdist(pos, dst)  # (N, M)
+        far = d_goal >= self.cfg.min_start_distance
+        near = d_start <= self.cfg.match_radius
+        u = torch.as_tensor(rng.random(tuple(d_start.shape)), dtype=pos.dtype, device=pos.device)
+        diag = math.hypot(self.height, self.width)
+        # scores: eligible pairs in [2, 3) (random among them), far-only in [0, 1] (nearest start best),
+        # the rest in [-1, 0) (farthest end best)
+        score = torch.where(far & near, 2.0 + u, torch.where(far, 1.0 - d_start / diag, d_goal / diag - 1.0))
+        target = dst[score.argmax(dim=1)].clone()  # (N, 2)
+        for axis, name in enumerate("xy"):
+            if name not in self.cfg.target_axes:
+                target[:, axis] = pos[:, axis]
+        return target
 
     def _reward(self, ts, dist_prev, dist, known_prev, known):
         arrived = known & (dist <= self.cfg.radius)
@@ -277,8 +286,13 @@ class TrackTask(Task):
 TASKS: dict[str, type[Task]] = {"reach": ReachTask, "track": TrackTask, "none": NoTask}
 
 
-def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None = None) -> Task:
-    """Build a task by name with config overrides (``task_kwargs``), with one clear error for bad input."""
+def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None = None,
+              places: tuple[torch.Tensor, torch.Tensor] | None = None) -> Task:
+    """Build a task by name with config overrides (``task_kwargs``), with one clear error for bad input.
+
+    ``places``: recorded (start, later) agent positions, (M, 2) px each, for ``reach``'s recorded targets
+    (a world model's ``reach_places``).
+    """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)} (task=NAME)")
     cls = TASKS[name]
@@ -290,4 +304,11 @@ def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None 
     axes = kwargs.get("target_axes", "xy")
     if axes not in ("xy", "x", "y"):
         raise ValueError(f"target_axes must be 'xy', 'x' or 'y', got {axes!r}")
-    return cls(height, width, cls.config_cls(**kwargs))
+    if name == "reach" and kwargs.get("targets", "recorded") not in ("recorded", "uniform"):
+        raise ValueError(f"reach targets must be 'recorded' or 'uniform', got {kwargs['targets']!r}")
+    return cls(height, width, cls.config_cls(**kwargs), places)
+
+
+def task_for_model(name: str, model: Any, kwargs: dict[str, Any] | None = None) -> Task:
+    """:func:`make_task` at a world model's frame size, with its recorded reach places (when it has them)."""
+    return make_task(name, model.height, model.width, kwargs, getattr(model, "reach_places", None))

@@ -102,6 +102,10 @@ def test_train_writes_checkpoint_tensorboard_config_and_metrics(trained, data):
     assert len(info["shift_grid"]) == 9 and info["shift_names"] == SHIFT_NAMES
     assert info["start_frames"].dtype == torch.uint8 and info["start_frames"].shape[1:] == (3, SIZE, SIZE)
     assert 1 <= info["start_frames"].shape[0] <= 64
+    # reach targets: recorded (start, later) positions from the dataset's ground truth, inside the frame
+    assert info["reach_source"] == "ground truth" and info["reach_from"].shape == info["reach_to"].shape
+    assert info["reach_from"].shape[0] > 0 and info["reach_from"].shape[1] == 2
+    assert float(info["reach_to"].min()) >= 0 and float(info["reach_to"].max()) <= SIZE - 1
     card = ckpt["card"]
     assert card["dataset"] == str(data.resolve()) and card["source"] == "synthetic"
     assert card["generator"] == {"seed": 0} and card["steps"] == 4 and card["torch"] == torch.__version__

@@ -25,6 +25,8 @@ class WorldModelBase(nn.Module):
     ``_recent_u`` (the latest training batch's pre-quantisation actions, or None).
     """
 
+    # recorded (start, later) agent positions, two (M, 2) float32 CPU tensors (env_info reach_from / reach_to)
+    reach_places: tuple[torch.Tensor, torch.Tensor] | None = None
     model_name: ClassVar[str]
     display_name: ClassVar[str]  # for messages ("GLASS", "keypoint")
     config_cls: ClassVar[Any]
@@ -84,7 +86,8 @@ class WorldModelBase(nn.Module):
         return code.long()
 
     def set_env_info(self, info: dict[str, Any]) -> None:
-        """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames."""
+        """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames,
+        reach_from / reach_to (M, 2) px."""
         if "shift_grid" in info and info["shift_grid"] is not None:
             grid = torch.as_tensor(info["shift_grid"], dtype=torch.float32)
             if grid.dim() != 2 or grid.shape[1] != 2 or grid.shape[0] < 1:
@@ -107,6 +110,13 @@ class WorldModelBase(nn.Module):
                 raise ValueError(f"env_info start_frames must be uint8 (N, 3, {self.height}, {self.width}), "
                                  f"got {frames.dtype} {tuple(frames.shape)}")
             self.start_frames = frames.to(self.device)
+        if info.get("reach_from") is not None and info.get("reach_to") is not None:
+            a = torch.as_tensor(info["reach_from"], dtype=torch.float32)
+            b = torch.as_tensor(info["reach_to"], dtype=torch.float32)
+            if a.dim() != 2 or a.shape[1] != 2 or a.shape != b.shape:
+                raise ValueError(f"env_info reach_from / reach_to must both be (M, 2) pixels, got {tuple(a.shape)} "
+                                 f"and {tuple(b.shape)}")
+            self.reach_places = (a, b)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu"):

@@ -7,6 +7,10 @@ Both go into the checkpoint's ``env_info`` (see :mod:`worldmodel.checkpoint`):
   (``model.estimate_shifts``), so that a "right" action moves the agent as far as agents moved in the data.
 * ``start_frames``: up to 64 real frames (uint8 (N, 3, H, W)), the first frames of validation clips, from which
   environment episodes start.
+* ``reach_from``, ``reach_to``: (M, 2) float32 pixel positions (x, y): where the agent was in a recording and
+  where it was 1..``horizon`` steps later in the same video (:func:`recorded_places`). The ``reach`` task draws
+  its targets from them, so a target is a place the agent is known to get to from where it starts (a Tennis
+  player cannot cross the net; a Breakout paddle stays on its row).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import torch
 from torch import nn
 
 from .data.dataset import ClipConfig, ClipDataset
-from .data.format import SPLITS, DatasetError, read_manifest
+from .data.format import SPLITS, DatasetError, load_video, read_manifest
+from .metrics import soft_mask_centroid
 
 logger = logging.getLogger(__name__)
 
@@ -150,3 +155,86 @@ def compute_env_info(model: nn.Module, batches: Iterable[torch.Tensor], data_roo
     info["start_frames"] = start_frames
     info["code_meanings"] = None  # filled by evaluation, which knows the ground-truth actions
     return info
+
+
+@dataclass
+class PlacesConfig:
+    """How :func:`recorded_places` samples (start, later) agent positions."""
+
+    horizon: int = 64  # a later position is 1..horizon steps after its start
+    max_pairs: int = 4096
+    max_videos: int = 64  # videos read (evenly spread over the split); segmenting frames costs a model call each
+    max_frames: int = 128  # frames per video used when positions come from the model's masks
+    jump_factor: float = 3.0  # a move longer than this x the 95th percentile of moves is a jump (teleport)
+    seed: int = 0
+
+
+@torch.no_grad()
+def recorded_places(root: str | Path, model: nn.Module | None = None, split: str = "train",
+                    cfg: PlacesConfig | None = None) -> dict[str, Any] | None:
+    """Pairs of agent positions from a dataset: where the agent was, and where it was some steps later.
+
+    Positions are the dataset's ground-truth ``pos`` when it has one; otherwise the centroid of ``model.segment``'s
+    agent mask on the frames (frames where the mask is empty are skipped). Pairs never span a jump (a move longer
+    than ``cfg.jump_factor`` x the 95th percentile of moves: a new point, a change of ends, a respawn), so the later
+    position is one the agent walked to. Returns None when there are no positions.
+
+    Returns:
+        {"reach_from": (M, 2) float32, "reach_to": (M, 2) float32 pixel (x, y) positions (pixel centres at
+        integer coordinates, the model's frame size), "reach_source": "ground truth" | "model masks",
+        "reach_horizon": int}.
+    """
+    cfg = cfg or PlacesConfig()
+    root = Path(root)
+    manifest = read_manifest(root)
+    names = list(manifest["splits"].get(split) or [])
+    if not names:
+        return None
+    use_gt = "pos" in (manifest.get("ground_truth") or [])
+    segment = getattr(model, "segment", None)
+    if not use_gt and segment is None:
+        return None
+    names = [names[int(i)] for i in np.unique(np.linspace(0, len(names) - 1, min(cfg.max_videos, len(names)))
+                                               .round().astype(int))]
+    rng = np.random.default_rng(cfg.seed)
+    tracks = [p for p in (_video_positions(root, n, use_gt, model, cfg) for n in names) if p is not None and len(p) > 1]
+    steps = np.concatenate([np.linalg.norm(np.diff(p, axis=0), axis=1) for p in tracks]) if tracks else np.zeros(0)
+    steps = steps[np.isfinite(steps) & (steps > 0.1)]
+    if steps.size == 0:
+        return None
+    # a jump (a new point, the players changing ends, a respawn) is a move far beyond the agent's usual step:
+    # pairs that span one are not "walked", so they are left out
+    jump = cfg.jump_factor * float(np.quantile(steps, 0.95))
+    per_video = -(-cfg.max_pairs // len(tracks))
+    src, dst = [], []
+    for pos in tracks:
+        t = len(pos)
+        d = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+        segment = np.concatenate([[0], np.cumsum(~(d <= jump))])  # NaN steps also cut
+        i = rng.integers(0, t - 1, size=4 * per_video)
+        j = np.minimum(i + rng.integers(1, cfg.horizon + 1, size=i.size), t - 1)
+        ok = np.isfinite(pos[i]).all(1) & np.isfinite(pos[j]).all(1) & (segment[i] == segment[j])
+        src.append(pos[i[ok]][:per_video])
+        dst.append(pos[j[ok]][:per_video])
+    if not src or sum(len(a) for a in src) == 0:
+        return None
+    a, b = np.concatenate(src)[:cfg.max_pairs], np.concatenate(dst)[:cfg.max_pairs]
+    logger.info("reach targets: %d recorded (start, later) position pairs from %d %s videos (%s)", len(a),
+                len(tracks), split, "ground truth" if use_gt else "model masks")
+    return {"reach_from": torch.from_numpy(a.astype(np.float32)), "reach_to": torch.from_numpy(b.astype(np.float32)),
+            "reach_source": "ground truth" if use_gt else "model masks", "reach_horizon": int(cfg.horizon)}
+
+
+def _video_positions(root: Path, name: str, use_gt: bool, model: nn.Module | None,
+                     cfg: PlacesConfig) -> np.ndarray | None:
+    """(T, 2) agent positions of one video (NaN where unknown), from ground truth or the model's masks."""
+    if use_gt:
+        return load_video(root, name, ("pos",))["pos"].astype(np.float64)
+    frames = load_video(root, name, ("frames",))["frames"][:cfg.max_frames]  # (T, H, W, 3) uint8
+    assert model is not None
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous().to(model.device)  # (T, 3, H, W) uint8
+    mask = torch.cat([model.segment(chunk[:, None])[:, 0].float() for chunk in x.split(32)])  # (T, 1, H, W)
+    pos, visible = soft_mask_centroid(mask)
+    out = pos.double().cpu().numpy()
+    out[~visible.cpu().numpy()] = np.nan  # no agent found in that frame
+    return out

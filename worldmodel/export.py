@@ -21,6 +21,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
+from .envinfo import recorded_places
 from .models import load_world_model
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     """Write a slim, env-ready copy of ``checkpoint`` to ``out`` plus ``out``'s model card (``.md``, ``.json``).
 
     Drops the optimiser, scheduler and RNG state, fills ``env_info.code_meanings`` from ``data`` when it is
-    labelled, and merges ``eval_json`` and ``card`` into the checkpoint's card. Returns the card.
+    labelled and ``env_info.reach_from`` / ``reach_to`` (:func:`worldmodel.envinfo.recorded_places`), and merges ``eval_json`` and ``card`` into the checkpoint's card. Returns the card.
     """
     out = Path(out)
     ckpt = load_checkpoint(checkpoint)
@@ -97,6 +98,11 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
         if meanings is not None:
             payload["env_info"] = {**(payload.get("env_info") or {}), "code_meanings": meanings}
             full_card["code_meanings"] = meanings
+        places = recorded_places(data, model)
+        if places is not None:
+            payload["env_info"] = {**(payload.get("env_info") or {}), **places}
+            full_card["reach_targets"] = (f"{len(places['reach_from'])} recorded position pairs "
+                                          f"({places['reach_source']}, up to {places['reach_horizon']} steps apart)")
     if eval_json is not None:
         full_card["eval"] = json.loads(Path(eval_json).read_text())
     full_card.update(card or {})

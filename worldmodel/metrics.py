@@ -291,6 +291,30 @@ def mask_centroid(mask: torch.Tensor, threshold: float = 0.5, min_area: float = 
     return torch.where(missing, torch.full_like(pos, float("nan")), pos)
 
 
+def soft_mask_centroid(mask: torch.Tensor, min_area_px: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid of soft masks (every pixel weighs its mask value): how environments locate the agent.
+
+    Args:
+        mask: (N, 1, H, W) in [0, 1].
+        min_area_px: masks with less total weight than this count as "agent not visible".
+    Returns:
+        pos (N, 2) float (x, y) in pixels (pixel centres at integer coordinates; undefined rows hold 0),
+        visible (N,) bool.
+    """
+    assert mask.dim() == 4 and mask.shape[1] == 1, f"mask must be (N, 1, H, W), got {tuple(mask.shape)}"
+    n, _, h, w = mask.shape
+    m = mask[:, 0].float()  # (N, H, W)
+    area = m.sum(dim=(1, 2))  # (N,)
+    xs = torch.arange(w, device=m.device, dtype=m.dtype)
+    ys = torch.arange(h, device=m.device, dtype=m.dtype)
+    safe = area.clamp_min(1e-6)
+    x = (m.sum(dim=1) * xs).sum(dim=1) / safe  # (N,)
+    y = (m.sum(dim=2) * ys).sum(dim=1) / safe  # (N,)
+    visible = area >= min_area_px
+    pos = torch.stack([x, y], dim=1) * visible[:, None]  # (N, 2)
+    return pos, visible
+
+
 def position_distances(pred: ArrayLike, gt: ArrayLike, height: int, width: int,
                        scale_px: float = POSITION_SCALE_PX) -> np.ndarray:
     """Distances between predicted and GT agent positions, rescaled to a ``scale_px`` frame.

@@ -57,7 +57,7 @@ from torch.utils.data import DistributedSampler
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset, make_loader
 from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
-from .envinfo import EnvInfoConfig, compute_env_info
+from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places
 
 logger = logging.getLogger(__name__)
 
@@ -443,6 +443,7 @@ class _Trainer:
         self.progress = _Progress()
         self.writer: Any = None
         self.start_frames: torch.Tensor | None = None
+        self._places: dict[str, Any] | None = None  # env_info reach_from / reach_to (recorded_places)
 
     # ------------------------------------------------------------------ setup
     def _build_model(self, ckpt: dict[str, Any] | None) -> nn.Module:
@@ -807,6 +808,13 @@ class _Trainer:
         if self.cfg.train.start_frames == 0:
             info["start_frames"] = info["start_frames"][:0]
         self.start_frames = info["start_frames"]
+        # reach targets: ground-truth positions are read once; positions from the model's own masks are re-measured
+        # at every save (on a few videos), as the masks improve
+        if self._places is None or self._places.get("reach_source") == "model masks":
+            with _preserve_rng():
+                self._places = recorded_places(self.cfg.data.path, self.model,
+                                               cfg=PlacesConfig(max_videos=16, max_frames=64)) or {}
+        info.update(self._places)
         return info
 
     def _save_checkpoint(self) -> None:

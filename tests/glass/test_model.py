@@ -305,7 +305,8 @@ def test_from_checkpoint_round_trip(tmp_path) -> None:
     ref_gen, _ = model.generate(video)
     env_info = {"shift_grid": [[0.0, 0.0], [3.0, 0.0], [-3.0, 0.0]], "shift_names": ["none", "right", "left"],
                 "code_meanings": ["a", "b", "c", "d"],
-                "start_frames": torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)}
+                "start_frames": torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8),
+                "reach_from": torch.rand(7, 2) * 31, "reach_to": torch.rand(7, 2) * 31}
     path = save_checkpoint(tmp_path / "glass.pt", {
         "model": "glass", "model_config": model.cfg.to_dict(), "state_dict": model.state_dict(), "step": 3,
         "env_info": env_info, "perceptual": model.perceptual_status(), "card": {"dataset": "squares"}})
@@ -314,6 +315,10 @@ def test_from_checkpoint_round_trip(tmp_path) -> None:
     assert loaded.shift_names == ["none", "right", "left"] and loaded.code_meanings == ["a", "b", "c", "d"]
     assert torch.equal(loaded.shift_grid, torch.tensor(env_info["shift_grid"]))
     assert torch.equal(loaded.start_frames, env_info["start_frames"])
+    assert torch.equal(loaded.reach_places[0], env_info["reach_from"])
+    assert torch.equal(loaded.reach_places[1], env_info["reach_to"])
+    with pytest.raises(ValueError, match="reach_from / reach_to"):
+        loaded.set_env_info({"reach_from": torch.zeros(3, 2), "reach_to": torch.zeros(4, 2)})
     loaded.set_env_info({"shift_grid": model.shift_grid.tolist(), "shift_names": model.shift_names})
     frames, masks, _ = _rollout(loaded, start)
     gen, _ = loaded.generate(video)
