@@ -29,6 +29,7 @@ class DreamSpec:
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None  # None: the id's registration
     device: str = "auto"
+    observation: str = "rgb"  # rgb | mask: what the policy sees (envs.dream.GlassWorldEnv's observation)
 
 
 def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step") -> TaskVectorEnv:
@@ -47,6 +48,8 @@ def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step"
         kwargs["task_kwargs"] = dict(spec.task_kwargs)
     if spec.max_episode_steps:
         kwargs["max_episode_steps"] = int(spec.max_episode_steps)
+    if spec.observation != "rgb":
+        kwargs["observation"] = spec.observation
     env_id = spec.env
     if spec.checkpoint and env_id in envs.SHIPPED:
         # checkpoint=PATH replaces a shipped id's own file, which may not be in this install (its registration

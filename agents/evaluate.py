@@ -59,6 +59,7 @@ class EvalAgentConfig:
     task: str | None = None
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
+    observation: str = "rgb"  # rgb | mask: what the policy sees, in the dream and the real game (as it was trained)
     episodes: int = 16
     n_envs: int = 4
     deterministic: bool = True
@@ -93,7 +94,8 @@ class EvalAgentConfig:
 
     def dream(self) -> DreamSpec:
         return DreamSpec(env=self.env, checkpoint=self.checkpoint, task=self.task, task_kwargs=self.task_kwargs,
-                         max_episode_steps=self.max_episode_steps, device=self.device)
+                         max_episode_steps=self.max_episode_steps, device=self.device,
+                         observation=self.observation)
 
 
 def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
@@ -107,22 +109,24 @@ def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
         raise DatasetError(f"policy {name!r} is neither random, planner nor a policy file (policy=PATH.zip)")
     from stable_baselines3 import A2C, PPO
 
-    algo = _algo_of(path)
-    cls = {"a2c": A2C, "ppo": PPO}.get(algo, PPO)
+    meta = _agent_json(path)
+    trained_on = meta.get("observation", "rgb")
+    if trained_on != cfg.observation:
+        raise DatasetError(f"policy {path} was trained on observation={trained_on} (its agent.json); play it with "
+                           f"observation={trained_on}, not {cfg.observation}")
+    cls = {"a2c": A2C, "ppo": PPO}.get(str(meta.get("algo", "ppo")), PPO)
     try:
         return cls.load(path, device="cpu")
     except Exception as e:  # noqa: BLE001 - SB3 raises many types for a wrong file
         raise DatasetError(f"cannot load policy {path} as {cls.__name__} ({type(e).__name__}: {e})") from None
 
 
-def _algo_of(path: Path) -> str:
-    """The algorithm a policy zip was trained with, from the ``agent.json`` beside it (default ppo)."""
+def _agent_json(path: Path) -> dict[str, Any]:
+    """The ``agent.json`` beside a policy zip (its training config: algo, observation, ...), or {}."""
     import json
 
     meta = path.parent / "agent.json"
-    if meta.is_file():
-        return str(json.loads(meta.read_text()).get("algo", "ppo"))
-    return "ppo"
+    return dict(json.loads(meta.read_text())) if meta.is_file() else {}
 
 
 class EpisodeProgress:
@@ -189,7 +193,7 @@ def make_real_env(cfg: EvalAgentConfig, dream: Any, num_envs: int, autoreset_mod
     # the dream's own task options (an id's defaults included, e.g. GlassBreakout-v0's target_axes=x)
     kw: dict[str, Any] = {"task": dream.task.name, "task_kwargs": dream.config.task_kwargs or None,
                           "max_episode_steps": dream.max_episode_steps, "autoreset_mode": autoreset_mode,
-                          "game": cfg.game}
+                          "game": cfg.game, "observation": dream.config.observation}
     if action_map is not None:
         real = RealGameVectorEnv.for_model(model, num_envs, action_map=np.asarray(action_map, dtype=np.int64), **kw)
         return real, {"source": "given", "table": real.core.action_map.tolist()}

@@ -100,6 +100,8 @@ class AgentConfig:
     task: str | None = None
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = 100  # None: the id's registration (200)
+    observation: str = "rgb"  # rgb: dreamed frames | mask: the model's agent mask (in the real game: its
+    # segmentation of real frames), which transfers from dream to real where dreamed pixels differ from real ones
     algo: str = "ppo"
     train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16
@@ -160,7 +162,8 @@ class AgentConfig:
 
     def dream(self) -> DreamSpec:
         return DreamSpec(env=self.env, checkpoint=self.checkpoint, task=self.task, task_kwargs=self.task_kwargs,
-                         max_episode_steps=self.max_episode_steps, device=self.device)
+                         max_episode_steps=self.max_episode_steps, device=self.device,
+                         observation=self.observation)
 
 
 def check_checkpoint(cfg: AgentConfig) -> None:
@@ -371,7 +374,7 @@ def _eval_config(cfg: AgentConfig, policy: str, real: bool) -> Any:
     fe = cfg.final_eval
     return EvalAgentConfig(policy=policy, env=cfg.env, checkpoint=cfg.checkpoint, task=cfg.task,
                            task_kwargs=dict(cfg.task_kwargs), max_episode_steps=cfg.max_episode_steps,
-                           episodes=fe.episodes, n_envs=fe.n_envs, deterministic=fe.deterministic,
+                           observation=cfg.observation, episodes=fe.episodes, n_envs=fe.n_envs, deterministic=fe.deterministic,
                            seed=cfg.seed + 20_000, device=cfg.device, real=real, game=fe.game, action_map=fe.action_map,
                            mapping=dataclasses.replace(fe.mapping), baseline=fe.baseline, progress=cfg.progress)
 

@@ -27,7 +27,7 @@ from gymnasium.vector import AutoresetMode
 from worldmodel.api import State, WorldModel
 
 from .render import PygameWindow
-from .tasks import Task, TaskState, mask_centroid, task_for_model
+from .tasks import Task, TaskState, check_observation_mode, mask_centroid, mask_image, task_for_model
 from .vector import RENDER_FPS, TaskVectorEnv, check_actions, infos_to_numpy, put_rows, take_rows
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class DreamConfig:
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
     checkpoint: str | None = None  # the model's file (None when a model object was given)
     precision: str = "float32"  # float32 | bfloat16 (autocast: ~1.5x faster on CPUs with AVX512-BF16, and on GPUs)
+    observation: str = "rgb"  # rgb: the dreamed frame | mask: the agent mask as a grey image (envs.tasks)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -111,11 +112,15 @@ class DreamCore:
         task_state: the task's state, every tensor (N, ...).
         frames: (N, H, W, 3) uint8, the last model frame of each env (without the task marker).
         masks: (N, 1, H, W) float, the last agent mask.
+    ``observation``: "rgb" (the frames) or "mask" (the masks as grey images); the task marker is drawn on either.
     """
 
-    def __init__(self, model: WorldModel, task: Task, num_envs: int, precision: str = "float32") -> None:
+    def __init__(self, model: WorldModel, task: Task, num_envs: int, precision: str = "float32",
+                 observation: str = "rgb") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        check_observation_mode(observation)
+        self.observation_mode = observation
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model, self.task, self.num_envs = model, task, int(num_envs)
@@ -259,8 +264,9 @@ class DreamCore:
 
     # -- observation and info --------------------------------------------------------------------
     def observation(self) -> torch.Tensor:
-        """(N, H, W, 3) uint8 on the device: the last frames with the task marker drawn in."""
-        return self.task.draw(self.frames, self.task_state)
+        """(N, H, W, 3) uint8 on the device: the last frames (or agent masks) with the task marker drawn in."""
+        base = self.frames if self.observation_mode == "rgb" else mask_image(self.masks)
+        return self.task.draw(base, self.task_state)
 
     def info_tensors(self) -> dict[str, torch.Tensor]:
         """Per-env info as tensors: the task's info, mask_area (N,) and is_success (N,) of the last step."""
@@ -309,7 +315,10 @@ class GlassWorldEnv(gym.Env):
     ## Observation Space
 
     ``Box(0, 255, (H, W, 3), uint8)``: the dreamed RGB frame at the model's resolution, with the task's target
-    drawn as a small magenta square ring (``task_kwargs={"draw_target": False}`` to leave it out).
+    drawn as a small magenta square ring (``task_kwargs={"draw_target": False}`` to leave it out). With
+    ``observation="mask"`` the frame is replaced by the model's agent mask as a grey image (255 = agent): a policy
+    trained on masks in the dream plays the real game on the same model's segmentation of real frames
+    (:class:`envs.real.RealGameVectorEnv`), which closes the gap between dreamed and real pixels.
 
     ## Rewards
 
@@ -321,7 +330,9 @@ class GlassWorldEnv(gym.Env):
 
     A real frame from the model's start bank (validation frames stored in the checkpoint), chosen uniformly with
     the env's seed; ``reset(options={"frame": uint8 HxWx3 array | bank index, "target": (x, y)})`` picks one.
-    ``reach`` places the target uniformly (``margin`` px from the border, ``min_start_distance`` from the agent).
+    ``reach`` places the target where the agent really went in the training recordings from near its start
+    (``targets="recorded"``, from the checkpoint's ``env_info``; at least ``min_start_distance`` away), or
+    uniformly in the frame (``targets="uniform"``, the fallback for checkpoints without recorded positions).
 
     ## Episode End
 
@@ -333,7 +344,7 @@ class GlassWorldEnv(gym.Env):
     ## Arguments
 
     ``gym.make("GlassWorld-v0", checkpoint=PATH, task="reach", task_kwargs=None, device="cpu",
-    render_mode=None, precision="float32")``; ``model=`` accepts an already loaded :class:`worldmodel.api.WorldModel`
+    render_mode=None, precision="float32", observation="rgb")``; ``model=`` accepts an already loaded :class:`worldmodel.api.WorldModel`
     instead of a path. ``render_mode``: ``"rgb_array"`` or ``"human"`` (a pygame window; needs pygame).
     ``precision="bfloat16"`` runs the model under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs;
     frames differ from float32 by about one grey level).
@@ -347,18 +358,19 @@ class GlassWorldEnv(gym.Env):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model: WorldModel | None = None,
                  task: str = "reach", task_kwargs: dict[str, Any] | None = None, device: str = "cpu",
-                 render_mode: str | None = None, render_scale: int = 4, precision: str = "float32") -> None:
+                 render_mode: str | None = None, render_scale: int = 4, precision: str = "float32",
+                 observation: str = "rgb") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
-                                  precision=precision)
+                                  precision=precision, observation=observation)
         self.model = load_model(checkpoint, model, device)
         self.task = task_for_model(task, self.model, task_kwargs)
         self.observation_space, self.action_space, self._nvec = _spaces(self.model)
         self.action_meanings = _action_meanings(self.model)
         self.render_mode, self.render_scale = render_mode, int(render_scale)
-        self.core = DreamCore(self.model, self.task, 1, precision)
+        self.core = DreamCore(self.model, self.task, 1, precision, observation)
         self._obs: np.ndarray | None = None
         self._window: PygameWindow | None = None
         self._seeded = False
@@ -438,13 +450,12 @@ class GlassWorldVectorEnv(TaskVectorEnv):
                  model: WorldModel | None = None, task: str = "reach", task_kwargs: dict[str, Any] | None = None,
                  device: str = "cpu", render_mode: str | None = None, max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int = 2,
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", observation: str = "rgb") -> None:
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
-                                  precision=precision)
+                                  precision=precision, observation=observation)
         self.model = load_model(checkpoint, model, device)
-        core = DreamCore(self.model, task_for_model(task, self.model, task_kwargs), num_envs,
-                         precision)
+        core = DreamCore(self.model, task_for_model(task, self.model, task_kwargs), num_envs, precision, observation)
         obs_space, act_space, _ = _spaces(self.model)
         self._setup(core, obs_space, act_space, _action_meanings(self.model), max_episode_steps, autoreset_mode,
                     render_mode, render_scale, f"GlassWorld x{num_envs}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 
 from worldmodel.data.atari import FULL_SCREEN, GAME_PRESETS, GamePreset, native_to_output, resolve_game
 
-from .tasks import Task, TaskState, make_task
+from .tasks import Task, TaskState, check_observation_mode, make_task, mask_image
 from .vector import TaskVectorEnv, put_rows, take_rows
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,13 @@ class RealCore:
     """
 
     def __init__(self, cfg: RealGameConfig, num_envs: int, height: int, width: int, task: Task,
-                 action_map: np.ndarray | None, device: str | torch.device = "cpu") -> None:
+                 action_map: np.ndarray | None, device: str | torch.device = "cpu", observation: str = "rgb",
+                 segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        check_observation_mode(observation)
+        if observation == "mask" and segmenter is None:
+            raise ValueError("observation='mask' in the real game needs a world model to segment its frames "
+                             "(RealGameVectorEnv.for_model with a model that has segment())")
+        self.observation_mode, self.segmenter = observation, segmenter
         try:
             import ale_py
             from ale_py import ALEInterface, LoggerMode
@@ -228,8 +235,13 @@ class RealCore:
         a = action.cpu().numpy()
         return self.step_joystick(self.action_map[a[:, 0], a[:, 1]], rows)
 
+    @torch.no_grad()
     def observation(self) -> torch.Tensor:
-        return self.task.draw(self.frames, self.task_state)
+        """(N, H, W, 3) uint8: the real frames (or the world model's agent masks of them) with the task marker."""
+        if self.observation_mode == "rgb":
+            return self.task.draw(self.frames, self.task_state)
+        masks = self.segmenter(self.frames.permute(0, 3, 1, 2).contiguous())  # (N, 1, H, W) in [0, 1]
+        return self.task.draw(mask_image(masks.to(self.frames.device)), self.task_state)
 
     def info_tensors(self) -> dict[str, torch.Tensor]:
         out = dict(self.task.info(self.task_state))
@@ -253,6 +265,8 @@ class RealGameVectorEnv(TaskVectorEnv):
         task, task_kwargs, max_episode_steps, autoreset_mode, render_mode: as the dream's vector env.
         places: recorded (start, later) agent positions for ``reach`` targets (the world model's
             ``reach_places``; :meth:`for_model` passes them).
+        observation: "rgb" (the real frames) or "mask" (``segmenter``'s agent masks of them as grey images, the
+            dream's ``observation="mask"``); segmenter: uint8 frames (N, 3, H, W) -> masks (N, 1, H, W) in [0, 1].
     """
 
     def __init__(self, num_envs: int, height: int, width: int, shift_names: list[str], code_names: list[str],
@@ -260,11 +274,12 @@ class RealGameVectorEnv(TaskVectorEnv):
                  task_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_mode: str | None = None,
                  render_scale: int = 2, device: str | torch.device = "cpu",
-                 places: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 places: tuple[torch.Tensor, torch.Tensor] | None = None, observation: str = "rgb",
+                 segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         cfg = cfg or RealGameConfig()
         task_obj = make_task(task, height, width, task_kwargs, places)
         n_shifts, k = len(shift_names), len(code_names)
-        core = RealCore(cfg, num_envs, height, width, task_obj, None, device)
+        core = RealCore(cfg, num_envs, height, width, task_obj, None, device, observation, segmenter)
         if action_map is None:
             action_map = heuristic_action_map(shift_names, k, core.legal)
             log.debug("real %s: no action map given, starting from the name-based one", cfg.game)
@@ -284,6 +299,8 @@ class RealGameVectorEnv(TaskVectorEnv):
         cfg = real_game_config(dict(getattr(model, "metadata", {}) or {}), game=game)
         codes = list(model.code_meanings) if model.code_meanings else [f"code {i}" for i in range(model.num_codes)]
         kwargs.setdefault("places", getattr(model, "reach_places", None))
+        if kwargs.get("observation", "rgb") == "mask" and hasattr(model, "segment"):
+            kwargs.setdefault("segmenter", lambda frames: model.segment(frames.to(model.device)[:, None])[:, 0])
         return cls(num_envs, model.height, model.width, list(model.shift_names), codes, cfg, action_map, **kwargs)
 
     def close_extras(self, **kwargs: Any) -> None:

@@ -29,6 +29,19 @@ TaskState = dict[str, torch.Tensor]  # every tensor has the env dimension first
 
 # Colour of the target marker drawn into observations (RGB, uint8): magenta, rare in both games.
 MARKER_COLOR = (255, 0, 255)
+# What an observation shows under the marker: the world's RGB frame, or the agent mask as a grey image.
+OBSERVATION_MODES = ("rgb", "mask")
+
+
+def check_observation_mode(mode: str) -> None:
+    if mode not in OBSERVATION_MODES:
+        raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {mode!r} (observation=rgb|mask)")
+
+
+def mask_image(mask: torch.Tensor) -> torch.Tensor:
+    """Agent masks (N, 1, H, W) in [0, 1] -> grey uint8 images (N, H, W, 3) (255 = agent)."""
+    grey = (mask[:, 0].float().clamp(0, 1) * 255).round().to(torch.uint8)  # (N, H, W)
+    return grey[..., None].expand(*grey.shape, 3).contiguous()
 
 
 @dataclass

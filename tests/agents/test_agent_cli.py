@@ -15,7 +15,8 @@ def test_agent_then_agent_eval_in_dream_and_real_game(glass_checkpoint, tmp_path
     rc = main(["agent", f"checkpoint={glass_checkpoint}", "algo=ppo", "n_envs=2", "total_timesteps=48",
                "policy.n_steps=8", "policy.batch_size=16", "policy.n_epochs=1", "policy.features_dim=32",
                "eval.freq=16", "eval.episodes=2", "eval.n_envs=2", "max_episode_steps=6", f"run_dir={run}",
-               "device=cpu", "threads=1", "final_eval.episodes=2", "final_eval.n_envs=2", "video.steps=4"])
+               "device=cpu", "threads=1", "final_eval.episodes=2", "final_eval.n_envs=2", "video.steps=4",
+               "observation=mask"])
     assert rc == 0, capsys.readouterr().err
     for name in ("policy.zip", "best_model.zip", "agent.json", "metrics.json"):
         assert (run / name).is_file(), name
@@ -25,9 +26,12 @@ def test_agent_then_agent_eval_in_dream_and_real_game(glass_checkpoint, tmp_path
     assert "success" in capsys.readouterr().out
 
     out = tmp_path / "eval.json"
-    rc = main(["agent-eval", f"policy={run / 'policy.zip'}", f"checkpoint={glass_checkpoint}", "episodes=2",
-               "n_envs=2", "max_episode_steps=5", "real=true", "game=Tennis", "mapping.steps=12",
-               "mapping.clip_len=4", f"out={out}", "device=cpu", "threads=1"])
+    args = ["agent-eval", f"policy={run / 'policy.zip'}", f"checkpoint={glass_checkpoint}", "episodes=2",
+            "n_envs=2", "max_episode_steps=5", "real=true", "game=Tennis", "mapping.steps=12",
+            "mapping.clip_len=4", f"out={out}", "device=cpu", "threads=1"]
+    assert main(args) == 2  # the policy saw masks in training: rgb frames are refused with the fix
+    assert "trained on observation=mask" in capsys.readouterr().err
+    rc = main([*args, "observation=mask"])
     assert rc == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "dream" in printed and "real" in printed and "success rate" in printed

@@ -146,3 +146,33 @@ def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="cached"):
         mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=copy), cfg)
     assert mapping.action_map_for_env(GlassWorldEnv(model=SquareWorld())) is None  # no game in its card
+
+
+def test_mask_observations_in_dream_and_real_game(square_model):
+    """observation="mask": the dream shows its agent mask, the real game the model's segmentation of its frames."""
+    from gymnasium.utils.env_checker import check_env
+
+    from envs.tasks import MARKER_COLOR
+    from square_world import SquareConfig, SquareWorld
+
+    venv = GlassWorldVectorEnv(2, model=square_model, task="reach", observation="mask")
+    obs, _ = venv.reset(seed=0)
+    obs, *_ = venv.step(np.array([[1, 0], [2, 1]]))
+    grey = (venv.core.masks[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # (N, H, W)
+    marker = (obs == np.array(MARKER_COLOR, np.uint8)).all(-1)
+    assert marker.any(axis=(1, 2)).all()  # the target is still drawn
+    assert np.array_equal(obs[..., 1][~marker], grey[~marker]) and (grey > 200).sum() > 10
+    check_env(GlassWorldEnv(model=square_model, observation="mask"), skip_render_check=True)
+    with pytest.raises(ValueError, match="observation must be one of"):
+        GlassWorldVectorEnv(1, model=square_model, observation="depth")
+
+    model = SquareWorld(SquareConfig(height=96, width=128))
+    real = RealGameVectorEnv.for_model(model, 1, game="Tennis", observation="mask")
+    obs, _ = real.reset(seed=0)
+    frame = real.core.frames.permute(0, 3, 1, 2)
+    want = (model.segment(frame[:, None])[:, 0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    marker = (obs == np.array(MARKER_COLOR, np.uint8)).all(-1)
+    assert np.array_equal(obs[..., 0][~marker], want[~marker]) and (want > 200).any()  # the player is segmented
+    real.close()
+    with pytest.raises(ValueError, match="needs a world model"):
+        RealGameVectorEnv(1, 96, 128, SHIFT_NAMES, ["c0"], RealGameConfig("Tennis"), observation="mask")
