@@ -100,8 +100,8 @@ class AgentConfig:
     task: str | None = None
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = 100  # None: the id's registration (200)
-    observation: str = "rgb"  # rgb: dreamed frames | mask: the model's agent mask (in the real game: its
-    # segmentation of real frames), which transfers from dream to real where dreamed pixels differ from real ones
+    observation: str = "mask"  # mask: the model's agent mask (in the real game: its segmentation of real frames),
+    # which transfers from dream to real where dreamed pixels differ from real ones | rgb: the frames themselves
     algo: str = "ppo"
     train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16

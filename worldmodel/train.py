@@ -813,7 +813,7 @@ class _Trainer:
         if self._places is None or self._places.get("reach_source") == "model masks":
             with _preserve_rng():
                 self._places = recorded_places(self.cfg.data.path, self.model,
-                                               cfg=PlacesConfig(max_videos=16, max_frames=64)) or {}
+                                               cfg=PlacesConfig(max_frames=64)) or {}
         info.update(self._places)
         return info
 
