@@ -8,7 +8,8 @@ Usage (``key=value`` overrides of ``configs/agent_eval.yaml``)::
     glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassTennis-v0 real=true baseline=random
 
 ``policy``: a zip saved by ``glassworld agent`` (PPO or A2C), ``planner`` (:class:`agents.planner.CEMPlanner`
-imagining in the model) or ``random``; ``baseline=random`` also plays a second policy in the same envs, as a
+imagining in the model), ``random`` or ``greedy`` (:class:`agents.planner.GreedyPolicy`: steers straight at the
+target from the true task state, the ceiling of what a policy can get out of a world); ``baseline=random`` also plays a second policy in the same envs, as a
 reference column. With ``real=true`` the same policy plays the ALE game the model was
 trained on (:class:`envs.real.RealGameVectorEnv`: same observation size, same task, agent position from RAM),
 its (shift, code) actions turned into joystick actions by a map learned from labelled real transitions
@@ -29,7 +30,7 @@ import numpy as np
 from worldmodel.data.format import DatasetError
 
 from .common import DreamSpec, make_dream, run_episodes, to_plain, write_json
-from .planner import CEMPlanner, PlannerConfig, RandomPolicy
+from .planner import CEMPlanner, GreedyPolicy, PlannerConfig, RandomPolicy
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,16 @@ class EvalAgentConfig:
 
 
 def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
-    """``random`` | ``planner`` | a path to an SB3 zip (PPO or A2C) -> an object with ``predict``."""
+    """``random`` | ``planner`` | ``greedy`` | a path to an SB3 zip (PPO or A2C) -> an object with ``predict``."""
     if name == "random":
         return RandomPolicy(venv.single_action_space.nvec, seed=cfg.seed)
+    if name == "greedy":
+        return GreedyPolicy(venv, model)
     if name == "planner":
         return CEMPlanner(venv, model=model, cfg=PlannerConfig(**dataclasses.asdict(cfg.planner), seed=cfg.seed))
     path = Path(name)
     if not path.is_file():
-        raise DatasetError(f"policy {name!r} is neither random, planner nor a policy file (policy=PATH.zip)")
+        raise DatasetError(f"policy {name!r} is neither random, planner, greedy nor a policy file (policy=PATH.zip)")
     from stable_baselines3 import A2C, PPO
 
     meta = _agent_json(path)

@@ -166,3 +166,36 @@ class RandomPolicy:
 
     def reset(self) -> None:
         pass
+
+
+class GreedyPolicy:
+    """Steer straight at the target: each step, the shift whose grid direction is closest to (target - agent).
+
+    A diagnostic, not a learner: it reads the bound env's task state (agent position and target: the model's mask
+    in the dream, RAM in the real game), so its success rate is what a perfect reach policy gets out of a world when
+    the world does what the shift names say. Low in the dream but high in the real game = the dream is the
+    bottleneck. ``code`` is played with every shift.
+    """
+
+    def __init__(self, env: Any, model: WorldModel, code: int = 0) -> None:
+        self.env = getattr(env, "unwrapped", env)
+        if getattr(self.env, "core", None) is None:
+            raise TypeError(f"the greedy policy needs a glassworld env (with .core), got {type(env).__name__}")
+        grid = model.shift_grid.float().cpu()  # (S, 2) px
+        self.directions = grid / torch.linalg.vector_norm(grid, dim=1, keepdim=True).clamp_min(1e-6)  # (S, 2)
+        self.still = int(torch.argmin(torch.linalg.vector_norm(grid, dim=1)))  # the "none" row
+        if not 0 <= code < model.num_codes:
+            raise ValueError(f"code must be in [0, {model.num_codes}), got {code}")
+        self.code = int(code)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        ts = self.env.core.task_state
+        d = (ts["target"] - ts["pos"]).float().cpu()  # (N, 2)
+        shift = (d @ self.directions.T).argmax(dim=1)  # (N,) best-aligned direction
+        shift[torch.linalg.vector_norm(d, dim=1) < 0.5] = self.still
+        a = np.stack([shift.numpy(), np.full(len(shift), self.code)], axis=1).astype(np.int64)
+        return (a[0] if np.ndim(observation) == 3 else a), None
+
+    def reset(self) -> None:
+        pass

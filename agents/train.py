@@ -87,7 +87,7 @@ class FinalEvalConfig:
     game: str | None = None  # real game for models whose card names none (Tennis | Breakout)
     action_map: str = "learned"  # learned (from labelled real transitions, cached) | heuristic (by shift names)
     mapping: MappingOptions = field(default_factory=lambda: MappingOptions(steps=200))  # cached per checkpoint
-    baseline: str | None = "random"  # random | planner | null: a reference policy played in the same envs
+    baseline: str | None = "random"  # random | planner | greedy | null: a reference policy played in the same envs
     deterministic: bool = True
 
 

@@ -81,6 +81,10 @@ class GlassConfig:
     # agent (Tennis: ~1.5% of the frame) the plain L1 is minimised by an empty mask: in a 2.4k-step CPU run the
     # decoder's mask stayed below 0.04 everywhere, the composite dropped the agent (mdr = 1). Official code: False.
     mask_reconstruction_balanced: bool = False
+    # L_AREA (not in method.md): |area of the decoder's mask - area of sg[m]| per generated frame. It does not care
+    # where the mask is, so a rollout cannot lower it by fading an agent whose position it is unsure of, which a
+    # pixel loss rewards (the Tennis cpu model's dreamed player faded after 25-50 steps). Official code: 0.
+    w_mask_area: float = 0.0
     reconstruction_weight_bias: float = 0.001  # added to omega_J
 
     # --- schedules (6)

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 TERMS = (  # every loss term, in the order of method.md 5
     "reconstruction", "foreground", "background", "background_perceptual", "binary_mask", "mask_size",
     "multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq", "mask_reconstruction",
+    "mask_area",
 )
 LMA_TERMS = ("multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq",
-             "mask_reconstruction")
+             "mask_reconstruction", "mask_area")
 
 
 def channel_abs_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -91,6 +92,15 @@ def multiscale_losses(
 def binary_mask_loss(mask: torch.Tensor) -> torch.Tensor:
     """L_BIN = mean(min(m, 1 - m)) over all frames."""
     return torch.minimum(mask, 1 - mask).mean()
+
+
+def mask_area_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean_{B,T} |mean_{H,W}(pred) - mean_{H,W}(target)|: the decoder's mask keeps the agent's area.
+
+    Unlike a pixel loss it does not care *where* the mask is, so a rollout that is unsure of the agent's position
+    cannot lower it by fading the agent out. pred, target (B, T, 1, H, W).
+    """
+    return (pred.mean(dim=(2, 3, 4)) - target.mean(dim=(2, 3, 4))).abs().mean()
 
 
 def mask_size_loss(mask: torch.Tensor, theta: float) -> torch.Tensor:

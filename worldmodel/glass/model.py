@@ -266,6 +266,7 @@ class GlassModel(WorldModelBase):
             terms["cycle"] = F.l1_loss(torch.stack(phi_hat, dim=1), phi[:, 1:].detach())
             mask_loss = L.balanced_l1 if cfg.mask_reconstruction_balanced else F.l1_loss
             terms["mask_reconstruction"] = mask_loss(recon_mask, g["mask"][:, 1:].detach())
+            terms["mask_area"] = L.mask_area_loss(recon_mask, g["mask"][:, 1:].detach())
 
         weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
         for name, value in terms.items():
