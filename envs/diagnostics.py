@@ -27,6 +27,10 @@ class RolloutStats:
     mask_area_last: float
     mask_area_min: float
     mask_area_max: float
+    # share of envs whose agent mask still peaks above 0.5 (a soft, diffuse mask keeps its area but shows no agent)
+    # after 10 / 25 / 50 / 100 / ... steps without a reset (steps where no env has been reset count)
+    agent_visible_at: dict[str, float]
+    agent_visible_last: float  # the same share, averaged over the last 10% of steps
     episodes: int  # episodes finished during the rollout
     seconds: float
     windows: list[dict[str, float]]  # the same means over 10 consecutive windows of steps (a drift curve)
@@ -47,7 +51,9 @@ def rollout_stats(env: GlassWorldVectorEnv, steps: int, seed: int = 0) -> Rollou
     env.action_space.seed(seed)
     env.reset(seed=seed)
     n = env.num_envs
-    change, std, area = np.zeros(steps), np.zeros(steps), np.zeros(steps)
+    change, std, area, visible = np.zeros(steps), np.zeros(steps), np.zeros(steps), np.zeros(steps)
+    horizons = [h for h in (10, 25, 50, 100, 200, 500, 1000) if h <= steps]
+    visible_at: dict[str, float] = {}
     nonfinite, episodes = 0, 0
     prev = core.frames.float()
     t0 = time.perf_counter()
@@ -62,11 +68,15 @@ def rollout_stats(env: GlassWorldVectorEnv, steps: int, seed: int = 0) -> Rollou
         change[t] = float((cur - prev).abs().mean())
         std[t] = float(cur.flatten(1).std(dim=1).mean())
         area[t] = float(core.masks.mean())
+        visible[t] = float((core.masks.flatten(1).amax(dim=1) > 0.5).float().mean())
+        if t + 1 in horizons and episodes == 0:
+            visible_at[str(t + 1)] = visible[t]
         prev = cur
     seconds = time.perf_counter() - t0
     k = max(1, steps // 10)
     windows = [{"first_step": int(w[0]) + 1, "frame_change": float(change[w].mean()),
-                "frame_std": float(std[w].mean()), "mask_area": float(area[w].mean())}
+                "frame_std": float(std[w].mean()), "mask_area": float(area[w].mean()),
+                "agent_visible": float(visible[w].mean())}
                for w in np.array_split(np.arange(steps), min(10, steps))]
     warnings = []
     if nonfinite:
@@ -77,6 +87,9 @@ def rollout_stats(env: GlassWorldVectorEnv, steps: int, seed: int = 0) -> Rollou
         warnings.append("frames froze (mean change < 0.05 / 255 per step at the end)")
     if area[:k].mean() > 0 and area[-k:].mean() < 0.1 * area[:k].mean():
         warnings.append(f"the agent mask vanishes: area {area[:k].mean():.4f} -> {area[-k:].mean():.4f}")
+    if visible[:k].mean() > 0 and visible[-k:].mean() < 0.5 * visible[:k].mean():
+        warnings.append(f"the agent fades: mask peaks above 0.5 in {100 * visible[:k].mean():.0f}% of envs at the "
+                        f"start, {100 * visible[-k:].mean():.0f}% at the end")
     if area[-k:].mean() > 0.5:
         warnings.append(f"the agent mask covers {100 * area[-k:].mean():.0f}% of the frame at the end")
     return RolloutStats(
@@ -86,6 +99,7 @@ def rollout_stats(env: GlassWorldVectorEnv, steps: int, seed: int = 0) -> Rollou
         frame_std_min=float(std.min()),
         mask_area_first=float(area[:k].mean()), mask_area_last=float(area[-k:].mean()),
         mask_area_min=float(area.min()), mask_area_max=float(area.max()),
+        agent_visible_at=visible_at, agent_visible_last=float(visible[-k:].mean()),
         episodes=episodes, seconds=seconds, windows=windows, warnings=warnings,
     )
 

@@ -346,3 +346,22 @@ def test_long_random_rollout_stays_alive(square_model):
     assert stats.frame_change_last > 0.05 and stats.frame_std_last > 0.5 * stats.frame_std_first
     assert 24 / (40 * 48) < stats.mask_area_min <= stats.mask_area_max < 37 / (40 * 48)  # 5x5..6x6, never gone
     assert len(stats.windows) == 10 and stats.windows[-1]["first_step"] == 271
+    assert stats.agent_visible_at == {"10": 1.0, "25": 1.0, "50": 1.0, "100": 1.0, "200": 1.0}
+    assert stats.agent_visible_last == 1.0
+
+
+def test_rollout_stats_see_an_agent_that_fades(square_model):
+    """A world whose agent mask dims by 2% a step keeps a mask but shows no agent after ~35 steps: flagged."""
+    from envs.diagnostics import rollout_stats
+
+    step, calls = square_model.step, [0]
+
+    def fading_step(*args, **kwargs):
+        frame, mask, state = step(*args, **kwargs)
+        calls[0] += 1
+        return frame, mask * 0.98 ** calls[0], state
+
+    square_model.step = fading_step
+    stats = rollout_stats(GlassWorldVectorEnv(2, model=square_model, task="none"), steps=100, seed=0)
+    assert stats.agent_visible_at["10"] == 1.0 and stats.agent_visible_at["50"] == 0.0
+    assert stats.mask_area_last > 0 and any("the agent fades" in w for w in stats.warnings)
