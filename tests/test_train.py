@@ -329,6 +329,25 @@ def test_shift_grid_comes_from_estimated_motion(data):
     assert estimate_shift_grid(torch.nn.Linear(1, 1), batches)["shift_grid"] == shift_grid(4.0, 4.0)[0]
 
 
+class _SidewaysOnly(_KnownMotion):
+    """Only the x part of the square's motion (a Breakout paddle)."""
+
+    def estimate_shifts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fg, bg = super().estimate_shifts(frames)
+        return fg * torch.tensor([1.0, 0.0]), bg
+
+
+def test_an_axis_without_motion_gets_a_zero_step(data):
+    from worldmodel.data.dataset import ClipConfig, ClipDataset
+
+    ds = ClipDataset(data, "train", ClipConfig(clip_len=6, ground_truth=False))
+    batches = [torch.stack([ds[i]["frames"] for i in range(j, j + 4)]) for j in range(0, 16, 4)]
+    info = estimate_shift_grid(_SidewaysOnly(), batches)
+    assert info["shift_source"] == "estimated, no motion on y"
+    grid = dict(zip(info["shift_names"], map(tuple, info["shift_grid"])))
+    assert grid["right"] == pytest.approx((SPEEDS["x"], 0), abs=0.01) and grid["up"] == (0, 0)
+
+
 def test_typical_magnitude_ignores_still_frames_and_outliers():
     v = torch.tensor([0.0] * 50 + [0.1, -0.2] * 10 + [3.0, -3.1, 2.9, -3.0, 3.05] * 4 + [40.0])
     assert typical_magnitude(v) == pytest.approx(3.0, abs=0.06)
@@ -355,3 +374,23 @@ def test_bench_train_writes_json(tmp_path, capsys):
     assert result["peak_rss_mb"] > 50 and "reference" not in result
     assert json.loads(capsys.readouterr().out)["s_per_step"] == result["s_per_step"]
     assert bench_main(["nope"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ ship
+def test_ship_writes_a_slim_env_ready_checkpoint_and_card(trained, data, tmp_path):
+    from worldmodel.export import ship
+
+    run_dir, _ = trained
+    (tmp_path / "eval.json").write_text(json.dumps({"pos_err": {"16": 1.5}, "mdr": 0.0}))
+    out = tmp_path / "world.pt"
+    card = ship(run_dir / "checkpoint.pt", out, data, tmp_path / "eval.json", {"command": "glassworld train ..."})
+    ckpt = load_checkpoint(out)
+    assert not {"optimizer", "scheduler", "rng"} & set(ckpt) and ckpt["state_dict"]
+    info = ckpt["env_info"]
+    assert len(info["shift_grid"]) == 9 and info["shift_source"]  # re-estimated with the final weights
+    assert info["reach_from"].shape[1] == 2 and info["reach_source"] == "ground truth"
+    assert card["eval"]["mdr"] == 0.0 and card["command"] == "glassworld train ..." and card["file_size_mb"] > 0
+    assert json.loads(out.with_suffix(".json").read_text())["reach_targets"].startswith(str(len(info["reach_from"])))
+    assert "Model card: world.pt" in out.with_suffix(".md").read_text()
+    model = load_world_model(out, "cpu")  # the env can load it
+    assert model.reach_places is not None and torch.equal(model.shift_grid, torch.tensor(info["shift_grid"]))

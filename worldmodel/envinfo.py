@@ -82,7 +82,8 @@ def estimate_shift_grid(model: nn.Module, batches: Iterable[torch.Tensor], devic
         batches: uint8 clips (B, T, 3, H, W).
     Returns:
         {"shift_grid": [[dx, dy]] * 9, "shift_names": [...], "shift_step": [sx, sy], "shift_source": str}.
-        Without ``estimate_shifts``, or when an axis shows no motion, that axis uses ``cfg.default_step``.
+        Without ``estimate_shifts``, or when no axis shows motion, both axes use ``cfg.default_step``; when only
+        one axis does, the other gets step 0 (the agent cannot move along it, so its shifts do not move it).
     """
     cfg = cfg or EnvInfoConfig()
     steps = [cfg.default_step, cfg.default_step]
@@ -101,11 +102,12 @@ def estimate_shift_grid(model: nn.Module, batches: Iterable[torch.Tensor], devic
         if fgs:
             fg_all = torch.cat(fgs)
             found = [typical_magnitude(fg_all[:, axis], cfg) for axis in (0, 1)]
-            for axis, m in enumerate(found):
-                if m is not None:
-                    steps[axis] = m
+            if any(m is not None for m in found):
+                # an axis the agent never moves along (a Breakout paddle's y) gets step 0: "up" does not move it
+                steps = [m if m is not None else 0.0 for m in found]
             source = "estimated" if all(m is not None for m in found) else (
-                "partly estimated" if any(m is not None for m in found) else "default (no motion found)")
+                "estimated, no motion on " + "xy"[found.index(None)] if any(m is not None for m in found)
+                else "default (no motion found)")
     grid, names = shift_grid(*steps)
     logger.info("shift grid: steps dx=%.2f dy=%.2f px (%s)", steps[0], steps[1], source)
     return {"shift_grid": grid, "shift_names": names, "shift_step": steps, "shift_source": source}
