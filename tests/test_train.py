@@ -391,6 +391,9 @@ def test_ship_writes_a_slim_env_ready_checkpoint_and_card(trained, data, tmp_pat
     assert info["reach_from"].shape[1] == 2 and info["reach_source"] == "ground truth"
     assert card["eval"]["mdr"] == 0.0 and card["command"] == "glassworld train ..." and card["file_size_mb"] > 0
     assert json.loads(out.with_suffix(".json").read_text())["reach_targets"].startswith(str(len(info["reach_from"])))
-    assert "Model card: world.pt" in out.with_suffix(".md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "Model card: world.pt" in md
+    right = dict(zip(info["shift_names"], info["shift_grid"]))["right"]
+    assert f"right ({right[0]:+.1f}, {right[1]:+.1f})" in md  # the card shows the re-estimated grid
     model = load_world_model(out, "cpu")  # the env can load it
     assert model.reach_places is not None and torch.equal(model.shift_grid, torch.tensor(info["shift_grid"]))

@@ -61,10 +61,15 @@ def code_meanings(model: Any, data: str | Path, cfg: ExportConfig | None = None)
     rng = np.random.default_rng(cfg.seed)
     idx = rng.choice(len(ds), size=min(cfg.clips, len(ds)), replace=False)
     counts = np.zeros((model.num_codes, len(names)), dtype=np.int64)
+    # labels -> row of ``names``: Atari labels are raw ALE ids (Breakout's 0, 1, 3, 4 name NOOP, FIRE, RIGHT, LEFT)
+    ids = (manifest.get("atari") or {}).get("action_ids") if key == "action" else None
+    ids = list(ids) if ids and len(ids) == len(names) else list(range(len(names)))
+    lut = np.full(max(ids) + 2, -1, dtype=np.int64)  # the last entry maps the "no label" -1 to -1
+    lut[np.array(ids)] = np.arange(len(ids))
     for chunk in np.array_split(idx, max(1, len(idx) // 16)):
         items = [ds[int(i)] for i in chunk]
         video = torch.stack([it["frames"] for it in items]).to(model.device)  # (B, T, 3, H, W) uint8
-        labels = torch.stack([it[key] for it in items])[:, 1:].numpy()  # (B, T-1): the step into frame t+1
+        labels = lut[torch.stack([it[key] for it in items])[:, 1:].numpy()]  # (B, T-1): the step into frame t+1
         _, codes = model.infer_actions(video)
         codes = codes.cpu().numpy()
         ok = labels >= 0
@@ -116,7 +121,7 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     size_mb = out.stat().st_size / 2**20
     full_card["file_size_mb"] = round(size_mb, 2)
     atomic_write_json(out.with_suffix(".json"), _jsonable(full_card))
-    atomic_write_bytes(out.with_suffix(".md"), model_card_markdown(out.name, full_card, ckpt).encode())
+    atomic_write_bytes(out.with_suffix(".md"), model_card_markdown(out.name, full_card, payload).encode())
     log.info("shipped %s (%.2f MB)", out, size_mb)
     return full_card
 

@@ -315,6 +315,9 @@ def test_mask_centroid_and_invisible_agent():
     mask[0, 0, 2:4, 6:10] = 1.0
     pos, visible = mask_centroid(mask)
     assert pos[0].tolist() == pytest.approx([7.5, 2.5]) and visible.tolist() == [True, False]
+    faint = mask + 0.02  # a faint haze over the whole frame weighs more than the agent, but is not the agent
+    assert mask_centroid(faint)[0][0].tolist() == pytest.approx([7.5, 2.5])
+    assert not mask_centroid(torch.full((1, 1, 10, 12), 0.4))[1].item()  # no confident pixel: not visible
     task = make_task("reach", 10, 12, {"min_start_distance": 0.0})
     ts = task.init(pos, visible, np.random.default_rng(0), target=torch.tensor([[0.0, 0.0]]).expand(2, 2))
     r, term, ts2 = task.step(ts, torch.zeros(2, 2), torch.tensor([False, False]))

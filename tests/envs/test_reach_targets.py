@@ -112,3 +112,18 @@ def test_dream_env_draws_targets_from_the_models_recorded_places(square_model):
     allowed = dst[torch.cdist(centre[None], dst)[0] >= 10.0]
     assert len(allowed) >= 1
     assert all(bool((allowed - torch.tensor(t)).abs().max(1).values.min() < 1e-4) for t in info["target"])
+
+
+def test_code_meanings_read_raw_ale_action_ids(tmp_path, square_model):
+    """Breakout's minimal action set is ALE ids 0, 1, 3, 4: labels are looked up by id, not used as indices."""
+    from worldmodel.export import ExportConfig, code_meanings
+
+    w = DatasetWriter(tmp_path, source="atari", height=H, width=W, fps=10.0,
+                      extra={"atari": {"action_ids": [0, 1, 3, 4], "action_names": ["NOOP", "FIRE", "RIGHT", "LEFT"]}})
+    frames = np.full((12, H, W, 3), 128, np.uint8)
+    for t in range(12):
+        frames[t, 10:16, 4 + 2 * t:10 + 2 * t] = (230, 25, 25)  # a red square walking right (code 0's colour)
+    w.write("v0", frames, split="train", action=np.array([-1] + [4] * 11, np.int64))  # every step labelled LEFT
+    w.close()
+    meanings = code_meanings(square_model, tmp_path, ExportConfig(clips=4, clip_len=4))
+    assert meanings is not None and meanings[0] == "LEFT 100%" and meanings[1:] == ["unused"] * 3
