@@ -510,13 +510,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [(f"{summary['algo']} in {where} (task {summary['task']}): {summary['timesteps']} steps in "
               f"{summary['train_seconds']:.0f} s ({summary['steps_per_second']:.0f} steps/s, stopped by {stop}); "
               f"{summary['episodes']} evaluation episodes of <= {summary['max_episode_steps']} steps")]
-    head = f"{'':<10}" + "".join(f"{name + ' success':>22}{name + ' return':>20}" for name, _ in worlds)
+    # column widths fit the longest header ("real Breakout success") with two spaces to spare
+    wide = [(len(name) + 10, len(name) + 9) for name, _ in worlds]
+    head = f"{'':<10}" + "".join(f"{name + ' success':>{ws}}{name + ' return':>{wr}}"
+                                 for (name, _), (ws, wr) in zip(worlds, wide))
     lines.append(head)
     for label, key in rows:
         cells = ""
-        for _, block in worlds:
+        for (_, block), (ws, wr) in zip(worlds, wide):
             s = block[key]
-            cells += f"{s['success_rate']:>22.1%}{s['mean_return']:>20.3f}" if s else f"{'-':>22}{'-':>20}"
+            cells += f"{s['success_rate']:>{ws}.1%}{s['mean_return']:>{wr}.3f}" if s else f"{'-':>{ws}}{'-':>{wr}}"
         lines.append(f"{label:<10}{cells}")
     if summary["real_note"]:
         lines.append(f"note: {summary['real_note']}")
