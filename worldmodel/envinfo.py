@@ -113,6 +113,14 @@ def estimate_shift_grid(model: nn.Module, batches: Iterable[torch.Tensor], devic
     return {"shift_grid": grid, "shift_names": names, "shift_step": steps, "shift_source": source}
 
 
+def spread_clip_batches(dataset: Any, clips: int, batch: int) -> list[torch.Tensor]:
+    """Up to ``clips`` clips of ``dataset`` (a ClipDataset) evenly spread over it, as uint8 batches (B, T, 3, H, W)."""
+    n = min(len(dataset), clips)
+    idx = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int)) if n else []
+    items = [dataset[int(i)]["frames"] for i in idx]  # each (T, 3, H, W) uint8
+    return [torch.stack(items[i:i + batch]) for i in range(0, len(items), batch)]
+
+
 def start_frame_bank(root: str | Path, clip_len: int, frame_skip: int,
                      max_frames: int = 64) -> tuple[torch.Tensor, str]:
     """Up to ``max_frames`` first frames of validation clips, evenly spread over the split.
@@ -193,8 +201,7 @@ def recorded_places(root: str | Path, model: nn.Module | None = None, split: str
     if not names:
         return None
     use_gt = "pos" in (manifest.get("ground_truth") or [])
-    segment = getattr(model, "segment", None)
-    if not use_gt and segment is None:
+    if not use_gt and getattr(model, "segment", None) is None:
         return None
     names = [names[int(i)] for i in np.unique(np.linspace(0, len(names) - 1, min(cfg.max_videos, len(names)))
                                                .round().astype(int))]
@@ -212,10 +219,10 @@ def recorded_places(root: str | Path, model: nn.Module | None = None, split: str
     for pos in tracks:
         t = len(pos)
         d = np.linalg.norm(np.diff(pos, axis=0), axis=1)
-        segment = np.concatenate([[0], np.cumsum(~(d <= jump))])  # NaN steps also cut
+        piece = np.concatenate([[0], np.cumsum(~(d <= jump))])  # walked pieces between jumps (NaN steps cut too)
         i = rng.integers(0, t - 1, size=4 * per_video)
         j = np.minimum(i + rng.integers(1, cfg.horizon + 1, size=i.size), t - 1)
-        ok = np.isfinite(pos[i]).all(1) & np.isfinite(pos[j]).all(1) & (segment[i] == segment[j])
+        ok = np.isfinite(pos[i]).all(1) & np.isfinite(pos[j]).all(1) & (piece[i] == piece[j])
         src.append(pos[i[ok]][:per_video])
         dst.append(pos[j[ok]][:per_video])
     if not src or sum(len(a) for a in src) == 0:

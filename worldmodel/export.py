@@ -21,7 +21,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
-from .envinfo import estimate_shift_grid, recorded_places
+from .envinfo import estimate_shift_grid, recorded_places, spread_clip_batches
 from .models import load_world_model
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     Drops the optimiser, scheduler and RNG state. With ``data`` (the training data) it re-estimates the shift grid
     with the final weights (:func:`worldmodel.envinfo.estimate_shift_grid`, 32 train clips), fills
     ``env_info.code_meanings`` when the data is labelled and ``env_info.reach_from`` / ``reach_to``
-    (:func:`worldmodel.envinfo.recorded_places`). It merges ``eval_json`` and ``card`` into the checkpoint's card. Returns the card.
+    (:func:`worldmodel.envinfo.recorded_places`). It merges ``eval_json`` and ``card`` into the checkpoint's
+    card. Returns the card.
     """
     out = Path(out)
     ckpt = load_checkpoint(checkpoint)
@@ -101,17 +102,19 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     full_card = dict(ckpt.get("card") or {})
     if data is not None:
         model = load_world_model(checkpoint, "cpu")
+        env = dict(payload.get("env_info") or {})
         meanings = code_meanings(model, data, cfg)
         if meanings is not None:
-            payload["env_info"] = {**(payload.get("env_info") or {}), "code_meanings": meanings}
-            full_card["code_meanings"] = meanings
-        grid = estimate_shift_grid(model, _spread_clips(data, int(full_card.get("frame_skip") or 0)), "cpu")
-        payload["env_info"] = {**(payload.get("env_info") or {}), **grid}
+            env["code_meanings"] = full_card["code_meanings"] = meanings
+        train = ClipDataset(data, "train", ClipConfig(clip_len=6, frame_skip=int(full_card.get("frame_skip") or 0),
+                                                      ground_truth=False))
+        env.update(estimate_shift_grid(model, spread_clip_batches(train, 32, 8), "cpu"))
         places = recorded_places(data, model)
         if places is not None:
-            payload["env_info"] = {**(payload.get("env_info") or {}), **places}
+            env.update(places)
             full_card["reach_targets"] = (f"{len(places['reach_from'])} recorded position pairs "
                                           f"({places['reach_source']}, up to {places['reach_horizon']} steps apart)")
+        payload["env_info"] = env
     if eval_json is not None:
         full_card["eval"] = json.loads(Path(eval_json).read_text())
     full_card.update(card or {})
@@ -124,15 +127,6 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     atomic_write_bytes(out.with_suffix(".md"), model_card_markdown(out.name, full_card, payload).encode())
     log.info("shipped %s (%.2f MB)", out, size_mb)
     return full_card
-
-
-def _spread_clips(data: str | Path, frame_skip: int, clips: int = 32, clip_len: int = 6,
-                  batch: int = 8) -> list[torch.Tensor]:
-    """``clips`` train clips evenly spread over the split, as uint8 batches (B, T, 3, H, W)."""
-    ds = ClipDataset(data, "train", ClipConfig(clip_len=clip_len, frame_skip=frame_skip, ground_truth=False))
-    idx = np.unique(np.linspace(0, len(ds) - 1, min(clips, len(ds))).round().astype(int))
-    items = [ds[int(i)]["frames"] for i in idx]
-    return [torch.stack(items[i:i + batch]) for i in range(0, len(items), batch)]
 
 
 def _jsonable(obj: Any) -> Any:

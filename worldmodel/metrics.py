@@ -279,14 +279,8 @@ def mask_centroid(mask: torch.Tensor, threshold: float = 0.5, min_area: float = 
         (..., 2) float positions (x, y) in pixel-index coordinates (x = column, y = row); NaN where missing.
         For (B, T, 1, H, W) input the output is (B, T, 1, 2).
     """
-    h, w = mask.shape[-2:]
     on = (mask.float() > threshold).float()
-    area = on.sum(dim=(-2, -1))  # (...)
-    xs = torch.arange(w, dtype=torch.float32, device=mask.device)
-    ys = torch.arange(h, dtype=torch.float32, device=mask.device)
-    cx = (on.sum(-2) * xs).sum(-1) / area.clamp_min(1)  # column profile (..., W) -> (...)
-    cy = (on.sum(-1) * ys).sum(-1) / area.clamp_min(1)  # row profile (..., H) -> (...)
-    pos = torch.stack([cx, cy], dim=-1)  # (..., 2)
+    pos, area = _weighted_centroid(on)  # (..., 2), (...)
     missing = ((area < max(min_area, 1e-9)) | (area > max_area)).unsqueeze(-1)
     return torch.where(missing, torch.full_like(pos, float("nan")), pos)
 
@@ -308,18 +302,23 @@ def soft_mask_centroid(mask: torch.Tensor, min_area_px: float = 1.0,
         visible (N,) bool.
     """
     assert mask.dim() == 4 and mask.shape[1] == 1, f"mask must be (N, 1, H, W), got {tuple(mask.shape)}"
-    n, _, h, w = mask.shape
     m = mask[:, 0].float()  # (N, H, W)
-    m = torch.where(m > threshold, m, torch.zeros_like(m))
-    area = m.sum(dim=(1, 2))  # (N,)
-    xs = torch.arange(w, device=m.device, dtype=m.dtype)
-    ys = torch.arange(h, device=m.device, dtype=m.dtype)
-    safe = area.clamp_min(1e-6)
-    x = (m.sum(dim=1) * xs).sum(dim=1) / safe  # (N,)
-    y = (m.sum(dim=2) * ys).sum(dim=1) / safe  # (N,)
+    pos, area = _weighted_centroid(torch.where(m > threshold, m, torch.zeros_like(m)))
     visible = area >= min_area_px
-    pos = torch.stack([x, y], dim=1) * visible[:, None]  # (N, 2)
-    return pos, visible
+    return pos * visible[:, None], visible
+
+
+def _weighted_centroid(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid of non-negative pixel weights (..., H, W): positions (..., 2) (x, y) in pixel-index coordinates
+    (0 where the weight is 0) and total weights (...)."""
+    h, w = weight.shape[-2:]
+    area = weight.sum(dim=(-2, -1))  # (...)
+    xs = torch.arange(w, dtype=weight.dtype, device=weight.device)
+    ys = torch.arange(h, dtype=weight.dtype, device=weight.device)
+    safe = area.clamp_min(1e-6)
+    cx = (weight.sum(-2) * xs).sum(-1) / safe  # column profile (..., W) -> (...)
+    cy = (weight.sum(-1) * ys).sum(-1) / safe  # row profile (..., H) -> (...)
+    return torch.stack([cx, cy], dim=-1), area
 
 
 def position_distances(pred: ArrayLike, gt: ArrayLike, height: int, width: int,

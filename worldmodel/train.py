@@ -57,7 +57,7 @@ from torch.utils.data import DistributedSampler
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset, make_loader
 from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
-from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places
+from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places, spread_clip_batches
 
 logger = logging.getLogger(__name__)
 
@@ -793,10 +793,8 @@ class _Trainer:
     def _env_batches(self) -> list[torch.Tensor]:
         """Fixed train clips (evenly spread over the split) for the shift-grid estimate: list of (B, T, 3, H, W)."""
         if getattr(self, "_env_clips", None) is None:
-            n = min(len(self.dataset), self.cfg.train.env_info_batches * self.batch)
-            idx = np.unique(np.linspace(0, len(self.dataset) - 1, n).round().astype(int)) if n else []
-            clips = [self.dataset[int(i)]["frames"] for i in idx]  # each (T, 3, H, W) uint8
-            self._env_clips = [torch.stack(clips[i:i + self.batch]) for i in range(0, len(clips), self.batch)]
+            self._env_clips = spread_clip_batches(self.dataset, self.cfg.train.env_info_batches * self.batch,
+                                                  self.batch)
         return self._env_clips
 
     def _env_info(self) -> dict[str, Any]:
@@ -809,7 +807,7 @@ class _Trainer:
             info["start_frames"] = info["start_frames"][:0]
         self.start_frames = info["start_frames"]
         # reach targets: ground-truth positions are read once; positions from the model's own masks are re-measured
-        # at every save (on a few videos), as the masks improve
+        # at every save (the first 64 frames of up to 64 train videos), as the masks improve
         if self._places is None or self._places.get("reach_source") == "model masks":
             with _preserve_rng():
                 self._places = recorded_places(self.cfg.data.path, self.model,
