@@ -25,6 +25,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from worldmodel.api import State, WorldModel
+from worldmodel.precision import autocast, check_precision
 
 from .render import PygameWindow
 from .tasks import Task, TaskState, check_observation_mode, mask_centroid, mask_image, task_for_model
@@ -49,7 +50,6 @@ class DreamConfig:
 # model loading and frame conversion
 # ------------------------------------------------------------------------------------------------
 _MODEL_CACHE: dict[tuple[str, float, str], WorldModel] = {}
-PRECISIONS = ("float32", "bfloat16")
 
 
 def _as_float32(x: Any) -> Any:
@@ -121,8 +121,7 @@ class DreamCore:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         check_observation_mode(observation)
         self.observation_mode = observation
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         self.model, self.task, self.num_envs = model, task, int(num_envs)
         self.device = torch.device(model.device)
         self.precision = precision
@@ -141,7 +140,7 @@ class DreamCore:
         to float32 (the env's state and frames stay float32)."""
         if self.precision == "float32":
             return fn(*args, **kwargs)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+        with autocast(self.device, self.precision):
             return _as_float32(fn(*args, **kwargs))
 
     # -- seeding and start frames ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Ship a trained world model as an environment checkpoint (slim file + model card).
 
     python scripts/ship_checkpoint.py runs/tennis/checkpoint.pt envs/checkpoints/tennis.pt \
-        --data data/tennis64 --eval runs/tennis/eval_test.json --command "glassworld train ..."
+        --data data/tennis64 --eval runs/tennis/eval_test.json --command "glassworld train ..." \
+        [--set reencode_every=5 --set burn_in=1]
 
 Writes OUT (weights, config, env_info with code meanings; no optimiser/RNG state), OUT.json and OUT.md.
 """
@@ -25,11 +26,22 @@ def main() -> None:
     p.add_argument("--dataset-command", help="the command that made the dataset, for the card")
     p.add_argument("--notes", help="free text for the card")
     p.add_argument("--clips", type=int, default=128)
+    p.add_argument("--set", dest="generation", action="append", default=[], metavar="KEY=N",
+                   help="a generation setting of the model config, e.g. --set reencode_every=5 --set burn_in=1")
     a = p.parse_args()
+    generation = {}
+    for item in a.generation:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            p.error(f"--set takes KEY=INTEGER, got {item!r}")
+        generation[key.strip()] = int(value)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     extra = {k: v for k, v in {"command": a.command, "dataset_command": a.dataset_command, "notes": a.notes}.items()
              if v}
-    card = ship(a.checkpoint, a.out, a.data, a.eval_json, extra, ExportConfig(clips=a.clips))
+    try:
+        card = ship(a.checkpoint, a.out, a.data, a.eval_json, extra, ExportConfig(clips=a.clips), generation)
+    except ValueError as e:
+        p.error(str(e))
     print(json.dumps({k: card[k] for k in ("code_meanings", "file_size_mb") if k in card}, indent=1))
 
 

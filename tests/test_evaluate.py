@@ -207,6 +207,38 @@ def test_positions_from_gt_masks_when_no_pos(tmp_path: Path) -> None:
     assert res["fg_shift_err"] is None and "shift" in res["reasons"]["fg_shift_err"]
 
 
+class FrozenModel(OracleModel):
+    """Never moves the agent: every generated frame is the first one."""
+
+    def generate(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frozen = video[:, :1].expand_as(video).clone()
+        return frozen, self.segment(frozen)
+
+
+def test_windows_where_the_agent_teleports_are_left_out_of_pos_err(tmp_path: Path) -> None:
+    """The agent walks 1 px right per frame and teleports 8 px further at frame 10 (like a new point in Tennis)."""
+    w = DatasetWriter(tmp_path / "d", source="test", height=H, width=W, fps=10)
+    for v in range(2):
+        f = np.zeros((20, H, W, 3), np.uint8)
+        pos = np.zeros((20, 2), np.float32)
+        for t in range(20):
+            x, y = 1 + t + (8 if t >= 10 else 0), 4 + 10 * v
+            f[t, y:y + SIZE, x:x + SIZE] = (100, 255, 255)
+            pos[t] = (x + (SIZE - 1) / 2, y + (SIZE - 1) / 2)
+        w.write(f"v{v}", f, split="test", identity="a", pos=pos)
+    w.close()
+    res = evaluate(cfg_for(tmp_path / "d", clips=24, horizons=(1, 4, 8)), model=FrozenModel())
+    notes = res["notes"]
+    # windows of 9 frames starting at 0..11: those starting at 2..9 contain the teleport into frame 10
+    assert notes["pos_windows_with_jump"] == 16 and notes["pos_windows"] == 8
+    scale = 64 / W
+    # without the teleport, the frozen agent is exactly h px behind at frame h
+    assert res["pos_err"] == {str(h): pytest.approx(h * scale) for h in (1, 4, 8)}
+    # with it, the 16 windows that cross the teleport are 8 px further off at frame 8
+    assert notes["pos_err_all_windows"]["8"] == pytest.approx((8 * 8 + 16 * 16) / 24 * scale)
+    assert "teleport" in notes["jumps"]
+
+
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "d", videos=1, split="train")
     with pytest.raises(DatasetError, match="no video"):

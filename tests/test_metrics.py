@@ -179,6 +179,20 @@ def test_position_distances_horizons_and_miss_rate() -> None:
     assert math.isnan(M.miss_rate(np.zeros((4, 2)), empty))
 
 
+def test_jump_threshold_and_windows_spanning_a_jump() -> None:
+    walk = np.stack([np.arange(40.0), np.zeros(40)], axis=1)  # 1 px per step
+    walk[25:] += (30, 0)  # a teleport of 31 px between steps 24 and 25
+    thr = M.jump_threshold(walk)
+    assert 3.0 <= thr < 31.0
+    windows = np.stack([walk[i:i + 5] for i in range(0, 35)])  # (35, 5, 2)
+    jumps = M.spans_jump(windows, thr)
+    assert jumps.tolist() == [21 <= i <= 24 for i in range(35)]
+    assert M.jump_threshold(np.zeros((5, 2))) == float("inf")  # standing still: nothing is a jump
+    with_nan = windows.copy()
+    with_nan[0, 2] = np.nan  # unknown positions are not jumps
+    assert not M.spans_jump(with_nan, thr)[0]
+
+
 def test_miss_rate_from_empty_masks() -> None:
     masks = torch.zeros(2, 3, 1, 16, 16)
     masks[0, :, :, 2:6, 2:6] = 1

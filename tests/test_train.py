@@ -276,6 +276,17 @@ def test_bad_config_is_one_clear_error(data, tmp_path, capsys):
     assert "frobnicate" in capsys.readouterr().err
     with pytest.raises(DatasetError, match="train.steps must be >= 1"):
         run(data, tmp_path / "x", "train.steps=0")
+    with pytest.raises(DatasetError, match=r"train.precision must be one of \['float32', 'bfloat16'\]"):
+        run(data, tmp_path / "x", "train.precision=half")
+
+
+def test_bfloat16_mixed_precision_run(data, tmp_path):
+    metrics = run(data, tmp_path / "bf", "train.steps=3", "train.precision=bfloat16", "train.image_every=0",
+                  "data.workers=0")
+    assert metrics["step"] == 3 and np.isfinite(metrics["final_losses"]["total"])
+    ckpt = load_checkpoint(tmp_path / "bf" / "checkpoint.pt")
+    assert ckpt["run_config"]["train"]["precision"] == "bfloat16"
+    assert all(v.dtype == torch.float32 for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
 def test_resume_refuses_a_different_model(trained, data, tmp_path):
@@ -372,7 +383,14 @@ def test_bench_train_writes_json(tmp_path, capsys):
     assert result["preset"] == "tiny" and (result["height"], result["width"]) == (32, 32)
     assert result["it_per_s"] > 0 and result["frames_per_s"] == pytest.approx(result["it_per_s"] * 2 * 4)
     assert result["peak_rss_mb"] > 50 and "reference" not in result
+    assert result["train_step"] == 2 and result["precision"] == "float32"  # tiny: the first joint step is 2
     assert json.loads(capsys.readouterr().out)["s_per_step"] == result["s_per_step"]
+    assert bench_main(["train", "model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1",
+                       "bench.precision=bfloat16", f"out={out}"]) == 0
+    assert json.loads(out.read_text())["precision"] == "bfloat16"
+    capsys.readouterr()
+    assert bench_main(["train", "model.preset=tiny", "bench.precision=half"]) == 2
+    assert "bench.precision must be one of ['float32', 'bfloat16']" in capsys.readouterr().err
     assert bench_main(["nope"]) == 2
 
 
@@ -397,3 +415,12 @@ def test_ship_writes_a_slim_env_ready_checkpoint_and_card(trained, data, tmp_pat
     assert f"right ({right[0]:+.1f}, {right[1]:+.1f})" in md  # the card shows the re-estimated grid
     model = load_world_model(out, "cpu")  # the env can load it
     assert model.reach_places is not None and torch.equal(model.shift_grid, torch.tensor(info["shift_grid"]))
+    assert (model.cfg.reencode_every, model.cfg.burn_in) == (0, 0)
+    regrounded = tmp_path / "regrounded.pt"
+    card = ship(out, regrounded, generation={"reencode_every": 5, "burn_in": 1})
+    model = load_world_model(regrounded, "cpu")
+    assert (model.cfg.reencode_every, model.cfg.burn_in) == (5, 1) and card["generation"]["reencode_every"] == 5
+    assert "reencode_every" in regrounded.with_suffix(".md").read_text()
+    with pytest.raises(ValueError, match="not generation settings"):
+        ship(out, tmp_path / "bad.pt", generation={"lr": 1})
+    assert not (tmp_path / "bad.pt").exists()

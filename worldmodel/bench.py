@@ -4,11 +4,13 @@ Benchmarks (one function each in :data:`BENCHES`, configured by :data:`BENCH_CON
 
 * ``train``: training iterations/s, frames/s and peak RSS of a model preset on synthetic clips::
 
-      glassworld bench train [model.preset=cpu] [bench.steps=N] [bench.batch_size=B]
-          [bench.height=H bench.width=W] [device=cpu] [out=FILE.json]
+      glassworld bench train [model.preset=cpu] [bench.steps=N] [bench.batch_size=B] [bench.precision=bfloat16]
+          [bench.height=H bench.width=W] [bench.train_step=N] [device=cpu] [out=FILE.json]
 
-  ``model.preset=paper`` at its defaults (96x128, batch 4 x 6 frames) is comparable with the official GLASS code
-  measured on this project's CPU: 33.5 s/step, 6.7 GB peak RSS (stored in the result as ``reference``).
+  By default it times the first joint step (GLASS: after GMA pretraining, every loss and network active).
+  ``model.preset=paper`` at its defaults (96x128, batch 4 x 6 frames) is comparable with one joint training
+  step of the official GLASS code measured on this project's CPU: 33.5 s/step, 6.7 GB peak RSS (stored in the
+  result as ``reference``).
 
 * ``env``: dream vector-env steps/s at several N (CPU, and CUDA when present) against ALE Tennis steps/s measured
   in the same run (:mod:`envs.bench`; keys of ``configs/bench_env.yaml``)::
@@ -44,6 +46,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .data.format import DatasetError, atomic_write_json
+from .precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +62,11 @@ class BenchTrainConfig:
     warmup: int = 1  # untimed iterations first (allocator warm-up, lazy modules)
     batch_size: int | None = None  # None: the preset's batch_size
     frames: int | None = None  # None: num_obs(train_step)
-    train_step: int = 0  # schedule step passed to training_losses
+    train_step: int | None = None  # schedule step passed to training_losses; None: the first joint step
     height: int | None = None  # None: DEFAULT_RESOLUTION[preset]
     width: int | None = None
     threads: int | None = None  # torch threads; None: torch's default
+    precision: str = "float32"  # float32 | bfloat16 (autocast mixed precision, as train.precision)
     device: str = "auto"
     seed: int = 0
 
@@ -106,6 +110,10 @@ def bench_train(cfg: BenchTrainConfig) -> dict[str, Any]:
 
     if cfg.steps < 1 or cfg.warmup < 0:
         raise DatasetError(f"bench.steps must be >= 1 and bench.warmup >= 0, got {cfg.steps}, {cfg.warmup}")
+    try:
+        check_precision(cfg.precision, "bench.precision")
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     default_h, default_w = DEFAULT_RESOLUTION.get(cfg.preset, (96, 128))
@@ -118,12 +126,14 @@ def bench_train(cfg: BenchTrainConfig) -> dict[str, Any]:
         raise DatasetError(f"cannot build {cfg.model}/{cfg.preset} at {h}x{w}: {e}") from None
     mcfg = model.cfg
     batch = cfg.batch_size or int(mcfg.batch_size)
-    frames = cfg.frames or int(mcfg.num_obs(cfg.train_step))
+    train_step = cfg.train_step if cfg.train_step is not None else int(getattr(mcfg, "pretraining_steps", 0))
+    frames = cfg.frames or int(mcfg.num_obs(train_step))
     clips = synthetic_clips(batch, frames, h, w, cfg.seed).to(device)  # (B, T, 3, H, W)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(mcfg.lr), weight_decay=float(mcfg.weight_decay))
 
     def one_step() -> float:
-        total, _terms, _aux = model.training_losses(clips, cfg.train_step)
+        with autocast(device, cfg.precision):
+            total, _terms, _aux = model.training_losses(clips, train_step)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         for p in model.parameters():
@@ -147,7 +157,7 @@ def bench_train(cfg: BenchTrainConfig) -> dict[str, Any]:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     result: dict[str, Any] = {
         "bench": "train", "model": cfg.model, "preset": cfg.preset, "height": h, "width": w,
-        "batch_size": batch, "frames": frames, "train_step": cfg.train_step,
+        "batch_size": batch, "frames": frames, "train_step": train_step,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": cfg.steps, "warmup": cfg.warmup,
         "s_per_step": s_per_step, "s_per_step_median": statistics.median(times),
@@ -155,6 +165,7 @@ def bench_train(cfg: BenchTrainConfig) -> dict[str, Any]:
         "peak_rss_mb": round(peak_rss_mb, 1),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "final_loss": losses[-1], "perceptual": perceptual_backbone(model),
+        "precision": cfg.precision,
         "device": str(device), "threads": torch.get_num_threads(), "hardware": _hardware(device),
         "torch": torch.__version__, "python": platform.python_version(), "config": asdict(cfg),
     }

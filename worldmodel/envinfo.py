@@ -27,7 +27,7 @@ from torch import nn
 
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import SPLITS, DatasetError, load_video, read_manifest
-from .metrics import soft_mask_centroid
+from .metrics import JUMP_FACTOR, jump_threshold, soft_mask_centroid
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class PlacesConfig:
     max_pairs: int = 4096
     max_videos: int = 64  # videos read (evenly spread over the split); segmenting frames costs a model call each
     max_frames: int = 128  # frames per video used when positions come from the model's masks
-    jump_factor: float = 3.0  # a move longer than this x the 95th percentile of moves is a jump (teleport)
+    jump_factor: float = JUMP_FACTOR  # a move longer than this x the 95th percentile of moves is a jump
     seed: int = 0
 
 
@@ -207,13 +207,12 @@ def recorded_places(root: str | Path, model: nn.Module | None = None, split: str
                                                .round().astype(int))]
     rng = np.random.default_rng(cfg.seed)
     tracks = [p for p in (_video_positions(root, n, use_gt, model, cfg) for n in names) if p is not None and len(p) > 1]
-    steps = np.concatenate([np.linalg.norm(np.diff(p, axis=0), axis=1) for p in tracks]) if tracks else np.zeros(0)
-    steps = steps[np.isfinite(steps) & (steps > 0.1)]
-    if steps.size == 0:
-        return None
     # a jump (a new point, the players changing ends, a respawn) is a move far beyond the agent's usual step:
     # pairs that span one are not "walked", so they are left out
-    jump = cfg.jump_factor * float(np.quantile(steps, 0.95))
+    jump = jump_threshold(np.concatenate([np.concatenate([p, np.full((1, 2), np.nan)]) for p in tracks])
+                          if tracks else np.zeros((0, 2)), cfg.jump_factor)
+    if not np.isfinite(jump):
+        return None
     per_video = -(-cfg.max_pairs // len(tracks))
     src, dst = [], []
     for pos in tracks:

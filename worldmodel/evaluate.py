@@ -25,7 +25,10 @@ are drawn at random without replacement (seeded) from all windows of the split. 
   covering more than ``eval.max_mask_frac`` of the frame locates nothing and also counts as no agent.
   ``pos_err[h]`` is the mean distance at frame h, times ``64 / max(H, W)`` (a 64-px frame scale);
   ``mdr`` is the share of generated frames with a known GT position where no agent was found (a fraction,
-  not a percentage).
+  not a percentage). Windows in which the GT agent teleports (one move longer than
+  :data:`worldmodel.metrics.JUMP_FACTOR` x the 95th percentile of the evaluated moves: a new point or a change
+  of ends in Atari Tennis, a respawn) are left out of both, because no action-conditioned model can predict
+  them; ``notes`` gives their count and ``pos_err_all_windows`` (with them).
 * ``lpips`` uses :class:`worldmodel.perceptual.Perceptual` (``lpips_backbone`` says "pretrained" or "random");
   ``fid`` needs Inception weights on disk, ``fvd`` a TorchScript I3D in ``$GLASSWORLD_I3D_WEIGHTS``; nothing is
   downloaded.
@@ -499,9 +502,18 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
     if res["lpips_backbone"] is None:
         reasons.setdefault("lpips_backbone", reasons.get("lpips", "LPIPS was not computed"))
     # positions
+    pos_notes: dict[str, Any] = {}
     if acc.pos_gt:
         pred, gt = np.concatenate(acc.pos_pred), np.concatenate(acc.pos_gt)  # (N, T, 2)
         dist = M.position_distances(pred, gt, h, w)  # (N, T), 64-px scale
+        # windows where the GT agent teleports (a new point, a change of ends, a respawn) are left out of pos_err
+        # and mdr: no action-conditioned model can predict a move its actions did not cause
+        jump = M.spans_jump(gt, _jump_threshold(Path(cfg.data_path), cfg.split, frame_skip, gt_keys, gt))
+        if jump.all():
+            jump[:] = False
+        pos_notes = {"pos_windows": int((~jump).sum()), "pos_windows_with_jump": int(jump.sum()),
+                     "pos_err_all_windows": M.errors_at_horizons(dist, cfg.horizons)}
+        pred, gt, dist = pred[~jump], gt[~jump], dist[~jump]
         res["pos_err"] = M.errors_at_horizons(dist, cfg.horizons)
         for hz, v in res["pos_err"].items():
             if v is None:
@@ -540,6 +552,10 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         "mdr": "fraction (not %) of generated frames with a known GT position where no agent was found: the "
                f"agent mask has < {min_area_px:.3g} px or covers > {cfg.max_mask_frac:.0%} of the frame",
         "shift_units": "pixels of the frame",
+        "jumps": f"pos_err and mdr leave out windows whose GT agent moves more than {M.JUMP_FACTOR:g} x the 95th "
+                 "percentile of its moves in one step (a teleport: new point, change of ends, respawn); "
+                 "pos_err_all_windows keeps them",
+        **pos_notes,
     }
     if inception is not None:
         notes["fid_network"] = inception.name
@@ -553,6 +569,25 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         "reasons": {k: reasons[k] for k in sorted(reasons)},
         "notes": notes,
     }
+
+
+def _jump_threshold(root: Path, split: str, frame_skip: int, gt_keys: set[str], windows: np.ndarray) -> float:
+    """The GT move that counts as a teleport (:func:`worldmodel.metrics.jump_threshold`) at the window stride.
+
+    From the split's whole ``pos`` tracks when the dataset has them (overlapping windows would count one
+    teleport many times), else from the evaluated windows' positions (N, T, 2).
+    """
+    if "pos" not in gt_keys:
+        return M.jump_threshold(windows)
+    from .data.format import load_video, read_manifest
+
+    stride = frame_skip + 1
+    gap = np.full((1, 2), np.nan)
+    tracks = []
+    for name in read_manifest(root)["splits"].get(split) or []:
+        pos = load_video(root, name, ("pos",))["pos"].astype(np.float64)
+        tracks += [np.concatenate([pos[o::stride], gap]) for o in range(min(stride, len(pos)))]
+    return M.jump_threshold(np.concatenate(tracks)) if tracks else M.jump_threshold(windows)
 
 
 def _keypoint_tracking(cfg: EvalConfig, model: Any, frame_skip: int, acc: Any, gt_keys: set[str],

@@ -85,10 +85,17 @@ def code_meanings(model: Any, data: str | Path, cfg: ExportConfig | None = None)
     return meanings
 
 
+# model-config fields that only change generation (start / step), so a shipped model may set them after training
+GENERATION_FIELDS = {"glass": ("reencode_every", "burn_in")}
+
+
 def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
          eval_json: str | Path | None = None, card: dict[str, Any] | None = None,
-         cfg: ExportConfig | None = None) -> dict[str, Any]:
+         cfg: ExportConfig | None = None, generation: dict[str, int] | None = None) -> dict[str, Any]:
     """Write a slim, env-ready copy of ``checkpoint`` to ``out`` plus ``out``'s model card (``.md``, ``.json``).
+
+    ``generation`` sets the model's generation-only config fields (:data:`GENERATION_FIELDS`, e.g.
+    ``{"reencode_every": 5, "burn_in": 1}`` for GLASS); the weights are unchanged.
 
     Drops the optimiser, scheduler and RNG state. With ``data`` (the training data) it re-estimates the shift grid
     with the final weights (:func:`worldmodel.envinfo.estimate_shift_grid`, 32 train clips), fills
@@ -100,6 +107,14 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     ckpt = load_checkpoint(checkpoint)
     payload = {k: v for k, v in ckpt.items() if k not in SHIP_DROP and k not in ("format", "version")}
     full_card = dict(ckpt.get("card") or {})
+    if generation:
+        allowed = GENERATION_FIELDS.get(str(ckpt.get("model")), ())
+        bad = sorted(set(generation) - set(allowed))
+        if bad:
+            raise ValueError(f"{bad} are not generation settings of a {ckpt.get('model')} model; "
+                             f"choose from {list(allowed)}")
+        payload["model_config"] = {**payload["model_config"], **{k: int(v) for k, v in generation.items()}}
+        full_card["generation"] = {k: payload["model_config"][k] for k in allowed}
     if data is not None:
         model = load_world_model(checkpoint, "cpu")
         env = dict(payload.get("env_info") or {})
@@ -150,7 +165,7 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
              f"{mc.get('height')}x{mc.get('width')} frames",
              f"- training steps: {ckpt['step']}", f"- perceptual backbone: {ckpt.get('perceptual')}"]
     for key in ("command", "dataset", "dataset_command", "generator", "wall_time_s", "hardware", "torch",
-                "file_size_mb"):
+                "file_size_mb", "generation"):
         if key in card:
             lines.append(f"- {key}: `{json.dumps(_jsonable(card[key]))}`")
     grid = env.get("shift_grid")

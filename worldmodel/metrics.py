@@ -340,6 +340,34 @@ def position_distances(pred: ArrayLike, gt: ArrayLike, height: int, width: int,
     return np.linalg.norm(p - g, axis=-1) * (scale_px / max(height, width))
 
 
+JUMP_FACTOR = 3.0  # a move longer than this x the 95th percentile of moves is a jump (a teleport)
+
+
+def jump_threshold(pos: ArrayLike, factor: float = JUMP_FACTOR, min_move: float = 0.1) -> float:
+    """The shortest move that counts as a jump: ``factor`` x the 95th percentile of the agent's moves.
+
+    Atari players teleport when a point starts or the sides change ends; sprites respawn. Such moves are not
+    caused by the agent's actions, so no action-conditioned model can predict them.
+
+    Args:
+        pos: (..., T, 2) positions along the last-but-one axis (NaN = unknown); moves of at most ``min_move``
+            (standing still) are not counted.
+    Returns:
+        the threshold in the positions' units; ``inf`` when there is no move at all.
+    """
+    p = _np(pos).astype(np.float64)
+    steps = np.linalg.norm(np.diff(p, axis=-2), axis=-1).ravel()
+    steps = steps[np.isfinite(steps) & (steps > min_move)]
+    return factor * float(np.quantile(steps, 0.95)) if steps.size else float("inf")
+
+
+def spans_jump(pos: ArrayLike, threshold: float) -> np.ndarray:
+    """Which windows (N, T, 2) of positions contain a move longer than ``threshold``: (N,) bool."""
+    p = _np(pos).astype(np.float64)
+    steps = np.linalg.norm(np.diff(p, axis=-2), axis=-1)  # (N, T-1), NaN where unknown
+    return (np.nan_to_num(steps, nan=0.0) > threshold).any(axis=-1)
+
+
 def errors_at_horizons(dist: ArrayLike, horizons: Iterable[int]) -> dict[str, float | None]:
     """Mean position error at each horizon (frame index h of a generated clip whose frame 0 is real).
 

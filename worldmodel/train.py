@@ -58,6 +58,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset, make_loader
 from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
 from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places, spread_clip_batches
+from .precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class TrainSettings:
     sync_bn: bool = False  # DDP on CUDA only
     progress: bool = True
     threads: int | None = None  # torch CPU threads per process; None: torch's default
+    precision: str = "float32"  # float32 | bfloat16 (autocast mixed precision, worldmodel.precision)
 
 
 @dataclass
@@ -168,6 +170,10 @@ def validate(cfg: TrainRunConfig) -> None:
         raise DatasetError(f"train.threads must be >= 1 (or null for torch's default), got {t.threads}")
     if t.batch_size is not None and t.batch_size < 1:
         raise DatasetError(f"train.batch_size must be >= 1, got {t.batch_size}")
+    try:
+        check_precision(t.precision, "train.precision")
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
     if cfg.data.workers < 0:
         raise DatasetError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if cfg.data.frame_skip is not None and cfg.data.frame_skip < 0:
@@ -638,7 +644,8 @@ class _Trainer:
                     frames = frames_u8[:, :n_obs].to(self.device, non_blocking=True).float() / 127.5 - 1.0
                     # frames: (b, T, 3, H, W) in [-1, 1]
 
-                    total, terms, aux = wrapped(frames, step)
+                    with autocast(self.device, t.precision):
+                        total, terms, aux = wrapped(frames, step)
                     self.optimizer.zero_grad(set_to_none=True)
                     total.backward()  # under DDP the gradients are all-reduced (averaged) here
                     for prm in model.parameters():  # method.md 6: NaN -> 0, +-inf -> +-1e5

@@ -11,6 +11,7 @@ from worldmodel.checkpoint import save_checkpoint
 from worldmodel.data.format import DatasetError
 from worldmodel.glass import GlassConfig, GlassModel
 from worldmodel.glass.losses import LMA_TERMS, TERMS
+from worldmodel.precision import autocast
 
 
 GMA_PARTS = ("masking", "inpainting", "pose_fg", "pose_bg")
@@ -119,13 +120,17 @@ def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
     assert model.cfg.mask_reconstruction_balanced and not GlassConfig().mask_reconstruction_balanced
 
 
-def test_total_decreases_when_overfitting_a_tiny_batch() -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_total_decreases_when_overfitting_a_tiny_batch(precision: str) -> None:
+    """Also under bfloat16 autocast (train.precision=bfloat16): parameters and losses stay float32."""
     model = _model()
     frames = _clips()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     totals = []
     for _ in range(50):
-        total, _, _ = model.training_losses(frames, step=100)
+        with autocast(torch.device("cpu"), precision):
+            total, _, _ = model.training_losses(frames, step=100)
+        assert total.dtype == torch.float32
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -133,6 +138,7 @@ def test_total_decreases_when_overfitting_a_tiny_batch() -> None:
     assert all(math.isfinite(v) for v in totals)
     first, last = sum(totals[:3]) / 3, sum(totals[-3:]) / 3
     assert last < 0.7 * first, f"total did not decrease enough: {first:.4f} -> {last:.4f}"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_gma_pretraining_trains_only_the_gma() -> None:
@@ -276,6 +282,51 @@ def test_step_with_index_equals_step_with_pixels() -> None:
         model.step(state, idx, torch.tensor([0, 4]))
     with pytest.raises(ValueError, match="float pixels"):
         model.step(state, torch.zeros(2, 3), torch.tensor([0, 0]))
+
+
+def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
+    """reencode_every=k restarts rollouts at steps k, 2k, ... from the masking network's foreground of their own
+    last frame; burn_in primes the fresh recurrent state with no-move steps. Rows are independent."""
+    model = _trained_model()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    shift, code = torch.tensor([1, 6]), torch.tensor([0, 3])
+    plain = model.start(x)
+    assert plain["t"].tolist() == [0, 0] and torch.equal(plain["frame"], x * 2 - 1)
+
+    def rollout(state, n):
+        for _ in range(n):
+            frame, mask, state = model.step(state, shift, code)
+        return frame, state
+
+    model.cfg.reencode_every = 2
+    _, s2 = rollout(model.start(x), 2)
+    assert s2["t"].tolist() == [2, 2]
+    f3, _, s3 = model.step(s2, shift, code)
+    expected = model.start((s2["frame"] + 1) / 2)  # what the third step must start from
+    expected.update(bg=s2["bg"], bg_offset=s2["bg_offset"], t=torch.ones(2, dtype=torch.long))
+    model.cfg.reencode_every = 0
+    f3_expected, _, _ = model.step(expected, shift, code)
+    assert torch.allclose(f3, f3_expected, atol=1e-5)
+    _, s3_plain = rollout(plain, 3)
+    assert not torch.allclose(s3["h0"], s3_plain["h0"], atol=1e-3)  # re-encoding restarted the recurrent state
+
+    model.cfg.burn_in = 1  # one no-move step on the start foreground, with the step's code, before the first action
+    f1, _, _ = model.step(model.start(x), shift, code)
+    model.cfg.burn_in = 0
+    _, _, primed = model.step(model.start(x), torch.zeros(2, 2), code)
+    primed.update(fg=plain["fg"], t=torch.ones(2, dtype=torch.long))
+    f1_expected, _, _ = model.step(primed, shift, code)
+    assert torch.allclose(f1, f1_expected, atol=1e-5)
+
+    model.cfg.reencode_every, model.cfg.burn_in = 2, 1  # rows at different steps: each as if alone
+    _, s1 = rollout(model.start(x), 1)
+    mixed = {k: torch.cat([v[:1], s2[k][1:]]) for k, v in s1.items()}  # row 0 at t=1, row 1 at t=2
+    f_mixed, _, _ = model.step(mixed, shift, code)
+    f_row0, _, _ = model.step({k: v[:1] for k, v in s1.items()}, shift[:1], code[:1])
+    f_row1, _, _ = model.step({k: v[1:] for k, v in s2.items()}, shift[1:], code[1:])
+    assert torch.allclose(f_mixed, torch.cat([f_row0, f_row1]), atol=1e-5)
+    with pytest.raises(ValueError, match="reencode_every and burn_in must be >= 0"):
+        GlassConfig.preset("tiny", 32, 32, burn_in=-1)
 
 
 def test_analysis_api() -> None:

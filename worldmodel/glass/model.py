@@ -332,7 +332,8 @@ class GlassModel(WorldModelBase):
 
         The state (all batch first): "fg" (B, 3, H, W) current foreground observation in [-1, 1] (f_1 = m_1 I_1,
         later the decoder's f^); "bg" (B, 3, H, W) inpainted first background; "bg_offset" (B, 2) cumulative
-        background shift in pixels; "h0".."c2" the ConvLSTM states.
+        background shift in pixels; "frame" (B, 3, H, W) the last frame in [-1, 1]; "t" (B,) long steps taken;
+        "h0".."c2" the ConvLSTM states.
         """
         self._check_frames(frames, 4, "frames")
         with self._eval_mode():
@@ -340,8 +341,35 @@ class GlassModel(WorldModelBase):
             m = self.masking(x)
             bg = self.inpainting.inpaint(x, m).clamp(-1, 1)
             dyn = self.dynamics.initial_state(x.shape[0])
-            return {"fg": m * x, "bg": bg, "bg_offset": x.new_zeros(x.shape[0], 2),
+            return {"fg": m * x, "bg": bg, "bg_offset": x.new_zeros(x.shape[0], 2), "frame": x.clone(),
+                    "t": torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
                     **{k: v.contiguous().clone() for k, v in dyn.items()}}
+
+    def _regrounded(self, state: State, code: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The foreground and recurrent state a step starts from, after the ``reencode_every`` / ``burn_in``
+        generation options (GlassConfig) for the rollouts due: (B, 3, H, W) fg and the ConvLSTM states."""
+        cfg = self.cfg
+        fg, dyn = state["fg"], {k: state[k] for k in DYN_KEYS}
+        t = state["t"] if "t" in state else torch.ones(fg.shape[0], dtype=torch.long, device=fg.device)
+        prime = t == 0
+        if cfg.reencode_every > 0 and "frame" in state:
+            redo = (t > 0) & (t % cfg.reencode_every == 0)
+            if bool(redo.any()):
+                idx = redo.nonzero().squeeze(1)
+                x = state["frame"].index_select(0, idx)
+                fg = fg.index_copy(0, idx, (self.masking(x) * x).to(fg.dtype))
+                fresh = self.dynamics.initial_state(len(idx))
+                dyn = {k: v.index_copy(0, idx, fresh[k].to(v.dtype)) for k, v in dyn.items()}
+                prime = prime | redo
+        if cfg.burn_in > 0 and bool(prime.any()):
+            idx = prime.nonzero().squeeze(1)
+            f, sub = fg.index_select(0, idx), {k: v.index_select(0, idx) for k, v in dyn.items()}
+            still = f.new_zeros(len(idx), 2)
+            for _ in range(cfg.burn_in):  # the agent stands still on its observed foreground
+                phi, _ = self.encoder(f)
+                _, sub = self.dynamics(self.compressor(phi), self.action.vq.codebook[code[idx]], still, sub)
+            dyn = {k: v.index_copy(0, idx, sub[k].to(v.dtype)) for k, v in dyn.items()}
+        return fg, dyn
 
     @torch.no_grad()
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
@@ -364,18 +392,19 @@ class GlassModel(WorldModelBase):
         bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
             bg_shift, device=self.device).float().view(b, 2)
         with self._eval_mode():
-            phi, _ = self.encoder(state["fg"])
+            fg_in, dyn_in = self._regrounded(state, code)
+            phi, _ = self.encoder(fg_in)
             s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code],
-                                   pixels_to_normalized(shift_px, self.height, self.width),
-                                   {k: state[k] for k in DYN_KEYS})
+                                   pixels_to_normalized(shift_px, self.height, self.width), dyn_in)
             fgs, mask = self.renderer(s, full_only=True)
             fg = fgs[0]
             offset = state["bg_offset"] + bg_px
             bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
                               mode="nearest", padding_mode="border")
-            frame = mask * fg + (1 - mask) * bg
-        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, **dyn}
-        return ((frame + 1) / 2).clamp(0, 1), mask.clamp(0, 1), new_state
+            frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
+        t = state["t"] if "t" in state else torch.ones(b, dtype=torch.long, device=frame.device)
+        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, "frame": frame, "t": t + 1, **dyn}
+        return (frame + 1) / 2, mask.clamp(0, 1), new_state
 
     @torch.no_grad()
     def generate(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -206,7 +206,8 @@ class ActionNetwork(nn.Module):
         psi_t, psi_next = psi[:n], psi[n:]
         p = psi_next
         for i, (lin, bil) in enumerate(zip(self.lins, self.bilinears, strict=True)):
-            p = bil(lin(psi_t), p)
+            q = lin(psi_t)
+            p = bil(q.to(bil.weight.dtype), p.to(bil.weight.dtype))  # bilinear is not autocast: run it at fp32
             if i < len(self.norms):
                 p = F.leaky_relu(self.norms[i](p), LRELU_SLOPE)
         return self.mlp(p - psi_t)
