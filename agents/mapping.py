@@ -181,8 +181,8 @@ def load_or_learn_action_map(model: WorldModel, env: RealGameVectorEnv, checkpoi
     """:func:`learn_action_map`, cached beside the checkpoint (:func:`cache_path`) when it can be written.
 
     A cached map is used only when it was learned for the same checkpoint file (its SHA-256), game, step size,
-    shift grid and mapping settings; the cache keeps the last :data:`CACHE_ENTRIES` distinct ones, so an
-    evaluation with other mapping settings does not evict the main job's map.
+    shift grid and mapping settings; the cache keeps the last :data:`CACHE_ENTRIES` distinct ones of the current
+    file, so an evaluation with other mapping settings does not evict the main job's map.
     """
     cfg = cfg or MappingConfig()
     key = None
@@ -206,7 +206,9 @@ def load_or_learn_action_map(model: WorldModel, env: RealGameVectorEnv, checkpoi
     amap = learn_action_map(model, env, cfg)
     if key is not None:
         entry = {"key": key, **amap.to_dict(), "votes": amap.votes.tolist()}
-        kept = [e for e in entries if e.get("key") != key][-(CACHE_ENTRIES - 1):] + [entry]
+        # maps of an older version of the file can never match again: drop them
+        kept = [e for e in entries if e.get("key") != key and e["key"].get("sha256") == key["sha256"]]
+        kept = kept[-(CACHE_ENTRIES - 1):] + [entry]
         try:
             atomic_write_bytes(cache_path(checkpoint), json.dumps({"entries": kept}).encode())
         except OSError as e:  # a read-only install: learn again next time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -145,6 +146,11 @@ def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
         f.write(b"\0")  # other bytes: learned again
     with pytest.raises(AssertionError, match="cached"):
         mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=copy), cfg)
+    monkeypatch.undo()
+    register_square_model(monkeypatch)
+    mapping.action_map_for_env(gym.make("GlassWorld-v0", checkpoint=copy), cfg)
+    entries = json.loads(mapping.cache_path(copy).read_text())["entries"]
+    assert len(entries) == 1 and entries[0]["key"]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
     assert mapping.action_map_for_env(GlassWorldEnv(model=SquareWorld())) is None  # no game in its card
 
 

@@ -287,7 +287,18 @@ def test_step_with_index_equals_step_with_pixels() -> None:
 def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
     """reencode_every=k restarts rollouts at steps k, 2k, ... from the masking network's foreground of their own
     last frame; burn_in primes the fresh recurrent state with no-move steps. Rows are independent."""
+    class SquareMask(torch.nn.Module):  # finds an "agent" (a square) in every frame
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = torch.zeros(x.shape[0], 1, *x.shape[2:])
+            m[:, :, 8:16, 8:16] = 1.0
+            return m
+
     model = _trained_model()
+    model.masking = SquareMask()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     shift, code = torch.tensor([1, 6]), torch.tensor([0, 3])
     plain = model.start(x)
@@ -325,6 +336,19 @@ def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
     f_row0, _, _ = model.step({k: v[:1] for k, v in s1.items()}, shift[:1], code[:1])
     f_row1, _, _ = model.step({k: v[1:] for k, v in s2.items()}, shift[1:], code[1:])
     assert torch.allclose(f_mixed, torch.cat([f_row0, f_row1]), atol=1e-5)
+
+    class LostAgent(SquareMask):  # finds the agent in the start frames only; later its mask peaks at 0.4
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return super().forward(x) * (1.0 if self.calls == 1 else 0.4)
+
+    model.masking = LostAgent()
+    model.cfg.reencode_every, model.cfg.burn_in = 2, 0
+    _, s2 = rollout(model.start(x), 2)  # start() saw the agent (call 1)
+    f3_kept, _, s3_kept = model.step(s2, shift, code)  # the re-segmentation (call 2) finds none
+    model.cfg.reencode_every = 0
+    f3_plain, _, _ = model.step(s2, shift, code)
+    assert torch.equal(f3_kept, f3_plain) and s3_kept["t"].tolist() == [3, 3]
     with pytest.raises(ValueError, match="reencode_every and burn_in must be >= 0"):
         GlassConfig.preset("tiny", 32, 32, burn_in=-1)
 

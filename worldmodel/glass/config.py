@@ -108,7 +108,8 @@ class GlassConfig:
 
     # --- generation (start / step; not used in training, not in method.md)
     # Every ``reencode_every`` steps a rollout re-segments its own last frame with the masking network and
-    # restarts the recurrent state from that foreground (0 = never). The dynamics are trained on clips of
+    # restarts the recurrent state from that foreground (0 = never; a frame where no agent is found, mask peak
+    # <= 0.5, is left alone). The dynamics are trained on clips of
     # num_obs frames; far past that the recurrent state drifts and the agent fades (Tennis cpu model: the agent
     # mask peaked above 0.5 in 14 % of rollouts after 100 steps without, 52 % with reencode_every=4, burn_in=1).
     reencode_every: int = 0

@@ -357,10 +357,15 @@ class GlassModel(WorldModelBase):
             if bool(redo.any()):
                 idx = redo.nonzero().squeeze(1)
                 x = state["frame"].index_select(0, idx)
-                fg = fg.index_copy(0, idx, (self.masking(x) * x).to(fg.dtype))
+                m = self.masking(x)
+                # a frame whose agent the masking network no longer finds (mask peak <= 0.5) is not re-grounded:
+                # restarting from an empty foreground would lose the agent for good
+                found = m.flatten(1).amax(dim=1) > 0.5
+                idx, x, m = idx[found], x[found], m[found]
+                fg = fg.index_copy(0, idx, (m * x).to(fg.dtype))
                 fresh = self.dynamics.initial_state(len(idx))
                 dyn = {k: v.index_copy(0, idx, fresh[k].to(v.dtype)) for k, v in dyn.items()}
-                prime = prime | redo
+                prime = prime.index_fill(0, idx, True)
         if cfg.burn_in > 0 and bool(prime.any()):
             idx = prime.nonzero().squeeze(1)
             f, sub = fg.index_select(0, idx), {k: v.index_select(0, idx) for k, v in dyn.items()}
