@@ -1,11 +1,13 @@
-"""Speed of the dream vs the real game: batched dream env steps/s at several N, and ALE Tennis steps/s.
+"""Speed of the dream vs the real game: batched dream env steps/s at several N, and ALE Tennis steps/s; and the
+peak memory (RSS) of one env in a fresh process.
 
-Run it with ``python scripts/bench_env.py`` (or, once wired, ``glassworld bench env``). A dream step costs the
-same whatever the weights are, so without a checkpoint an untrained model of the chosen preset is timed.
+Run it with ``glassworld bench env`` (or ``python scripts/bench_env.py``). It times the shipped GlassTennis-v0
+by default; ``checkpoint=null`` times an untrained model of the chosen preset (plain generation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 class BenchEnvConfig:
     """What ``bench env`` times."""
 
-    checkpoint: str | None = None  # None: an untrained `model`/`preset` at height x width
+    checkpoint: str | None = None  # a file or a registered id (GlassTennis-v0); None: an untrained model/preset
     model: str = "glass"
     preset: str = "cpu"
     height: int = 96
@@ -40,6 +42,7 @@ class BenchEnvConfig:
     max_episode_steps: int = 200  # resets happen as in training
     threads: int | None = None  # torch CPU threads; None = torch's default
     precision: str = "float32"  # float32 | bfloat16 (the env's autocast option)
+    memory_steps: int = 200  # random steps of one single env in a fresh process, for its peak RSS; 0 = skip
     seed: int = 0
 
 
@@ -54,6 +57,51 @@ def _untrained_model(cfg: BenchEnvConfig, device: torch.device) -> Any:
     else:
         model.start_frames = start.to(device)
     return model
+
+
+def play_single_env(cfg: BenchEnvConfig, steps: int) -> None:
+    """``steps`` random steps of one :class:`GlassWorldEnv` on the CPU (resetting when an episode ends)."""
+    from .dream import GlassWorldEnv
+
+    if cfg.checkpoint:
+        env = GlassWorldEnv(cfg.checkpoint, task=cfg.task, precision=cfg.precision)
+    else:
+        env = GlassWorldEnv(model=_untrained_model(cfg, torch.device("cpu")), task=cfg.task, precision=cfg.precision)
+    env.reset(seed=cfg.seed)
+    env.action_space.seed(cfg.seed)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    env.close()
+
+
+_MEMORY_SCRIPT = """
+import json, resource, sys
+import torch
+from envs.bench import BenchEnvConfig, play_single_env
+cfg = BenchEnvConfig(**json.loads(sys.argv[1]))
+if cfg.threads:
+    torch.set_num_threads(int(cfg.threads))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+play_single_env(cfg, cfg.memory_steps)
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_after_imports_mb": before, "steps": cfg.memory_steps}))
+"""
+
+
+def single_env_memory(cfg: BenchEnvConfig) -> dict[str, Any]:
+    """Peak RSS (MB) of a fresh Python process that imports glassworld and plays one env for ``memory_steps``
+    random steps on the CPU (Linux ``ru_maxrss``), and its RSS right after the imports."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, json.dumps(asdict(cfg))], capture_output=True,
+                          text=True, check=False, env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads or 1)})
+    if done.returncode != 0:
+        raise RuntimeError(f"the single-env memory measurement failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict[str, float]:
@@ -140,8 +188,27 @@ def time_ale_tennis(seconds: float, seed: int = 0) -> dict[str, float]:
     return out
 
 
+def resolve_checkpoint(name: str | None) -> str | None:
+    """A checkpoint file from a path or a registered env id (its ``checkpoint`` keyword); None stays None."""
+    if name is None or os.path.isfile(name):
+        return name
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+
+    try:
+        path = gym.spec(name).kwargs.get("checkpoint")
+    except gym.error.Error:
+        path = None
+    if path is None:
+        raise ValueError(f"checkpoint={name!r} is neither a file nor a registered env id with a checkpoint; "
+                         "pass a checkpoint file, an id such as GlassTennis-v0, or checkpoint=null")
+    return str(path)
+
+
 def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     """Time the dream on each available device and N, and ALE Tennis, in one run; ratios dream / ALE."""
+    cfg = dataclasses.replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
@@ -170,11 +237,18 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
             r = time_dream(cfg, device, n)
             result["dream"][dev_name][str(n)] = r
             result["ratios_vs_gym_ale_tennis"][dev_name][str(n)] = r["env_steps_per_s"] / reference
+    if cfg.memory_steps > 0:
+        log.info("measuring one env's peak RSS in a fresh process")
+        result["single_env_memory"] = single_env_memory(cfg)
     cpu64 = result["dream"].get("cpu", {}).get("64")
     result["target"] = {"rule": "dream env steps/s at N=64 on CPU >= ALE/Tennis-v5 steps/s",
                         "dream_cpu_n64": None if cpu64 is None else cpu64["env_steps_per_s"],
                         "ale_tennis": reference,
                         "met": None if cpu64 is None else bool(cpu64["env_steps_per_s"] >= reference)}
+    if "single_env_memory" in result:
+        peak = result["single_env_memory"]["peak_rss_mb"]
+        result["memory_target"] = {"rule": "one env's peak RSS <= 1024 MB", "peak_rss_mb": peak,
+                                   "met": bool(peak <= 1024)}
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
     result["machine"]["loadavg_1m_end"] = round(load[0], 2)
     return result
@@ -183,11 +257,10 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
 def config_from_dict(d: dict[str, Any]) -> BenchEnvConfig:
     """A :class:`BenchEnvConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
     error for unknown keys. This is the hook for ``glassworld bench env`` (worldmodel resolves this module by
-    name at run time, so it never imports envs itself)."""
-    import dataclasses
-
+    name at run time, so it never imports envs itself). A registered id in ``checkpoint`` becomes its file."""
     known = {f.name for f in dataclasses.fields(BenchEnvConfig)}
     bad = sorted(set(d) - known)
     if bad:
         raise ValueError(f"unknown bench env option(s) {bad}; known: {sorted(known)}")
-    return BenchEnvConfig(**{k: v for k, v in d.items() if v is not None})
+    cfg = BenchEnvConfig(**{k: v for k, v in d.items() if v is not None})
+    return dataclasses.replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))

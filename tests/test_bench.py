@@ -15,7 +15,7 @@ import pytest
 from worldmodel.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_MODEL = ["preset=tiny", "height=32", "width=48"]
+TINY_MODEL = ["checkpoint=null", "preset=tiny", "height=32", "width=48"]
 
 
 def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
@@ -32,6 +32,9 @@ def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
         assert sps > 0 and r["dream"]["cpu"][n]["timed_vector_steps"] >= 3
         assert r["ratios_vs_gym_ale_tennis"]["cpu"][n] == pytest.approx(sps / ale)
     assert r["target"]["met"] is None  # N=64 was not timed
+    mem = r["single_env_memory"]
+    assert mem["steps"] == 200 and 0 < mem["rss_after_imports_mb"] <= mem["peak_rss_mb"]
+    assert r["memory_target"]["met"] == (mem["peak_rss_mb"] <= 1024)
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
 
 
@@ -58,11 +61,23 @@ def test_bench_play_script_is_a_thin_wrapper(tmp_path):
 def test_bench_env_and_play_errors_are_one_clear_line(capsys):
     assert main(["bench", "env", "nope=1"]) == 2
     assert "nope" in capsys.readouterr().err
+    assert main(["bench", "env", "checkpoint=NoSuchWorld-v0"]) == 2
+    assert "neither a file nor a registered env id" in capsys.readouterr().err
     assert main(["bench", "play", "frames=0"]) == 2
     assert "frames must be >= 1" in capsys.readouterr().err
     assert main(["bench", "--help"]) == 0
     text = capsys.readouterr().out
     assert all(f"  {name} " in text for name in ("train", "env", "play"))
+
+
+def test_bench_env_times_a_registered_id_by_its_shipped_checkpoint():
+    import gymnasium as gym
+
+    from envs.bench import config_from_dict
+
+    assert config_from_dict({}).checkpoint is None  # the dataclass default: an untrained model
+    cfg = config_from_dict({"checkpoint": "GlassBreakout-v0"})
+    assert cfg.checkpoint == str(gym.spec("GlassBreakout-v0").kwargs["checkpoint"])
 
 
 def test_worldmodel_bench_does_not_import_envs_or_agents():
