@@ -76,23 +76,37 @@ def play_single_env(cfg: BenchEnvConfig, steps: int) -> None:
     env.close()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB: ``VmHWM`` from /proc (reset by exec, unlike ``ru_maxrss``,
+    which a child inherits from its parent), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 _MEMORY_SCRIPT = """
-import json, resource, sys
+import json, sys
 import torch
-from envs.bench import BenchEnvConfig, play_single_env
+from envs.bench import BenchEnvConfig, peak_rss_mb, play_single_env
 cfg = BenchEnvConfig(**json.loads(sys.argv[1]))
 if cfg.threads:
     torch.set_num_threads(int(cfg.threads))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = peak_rss_mb()
 play_single_env(cfg, cfg.memory_steps)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_after_imports_mb": before, "steps": cfg.memory_steps}))
+print(json.dumps({"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": before, "steps": cfg.memory_steps}))
 """
 
 
 def single_env_memory(cfg: BenchEnvConfig) -> dict[str, Any]:
     """Peak RSS (MB) of a fresh Python process that imports glassworld and plays one env for ``memory_steps``
-    random steps on the CPU (Linux ``ru_maxrss``), and its RSS right after the imports."""
+    random steps on the CPU, and its peak right after the imports."""
     import json
     import subprocess
     import sys
