@@ -298,8 +298,19 @@ def test_cli_with_tiny_glass_checkpoint(tmp_path: Path, capsys: pytest.CaptureFi
         assert res[key] is None and res["reasons"][key]
     assert res["clips"] == 3 and res["split"] == "test" and res["checkpoint"] == str(ckpt)
     assert res["notes"]["frame_skip"] == 1  # the checkpoint's training frame skip (its card)
+    assert res["notes"]["model_generation"] == {"burn_in": 0, "reencode_every": 0}  # as trained
     printed = capsys.readouterr().out
     assert "miou" in printed and "pos_err@16" in printed
+    # generation settings can be tried at eval time, without re-shipping the checkpoint
+    rc = cli_main([f"checkpoint={ckpt}", f"data.path={data}", f"out={out}", "eval.clips=3", "eval.clip_len=17",
+                   "eval.batch_size=2", "device=cpu", "seed=1", "eval.lpips=false",
+                   "+eval.generation.reencode_every=3", "+eval.generation.burn_in=1"])
+    regrounded = json.loads(out.read_text())
+    assert rc == 0 and regrounded["notes"]["model_generation"] == {"burn_in": 1, "reencode_every": 3}
+    assert regrounded["psnr"] != res["psnr"]  # the rollouts changed
+    capsys.readouterr()
+    assert cli_main([f"checkpoint={ckpt}", f"data.path={data}", "+eval.generation.lr=1"]) == 2
+    assert "not generation settings of a glass model" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

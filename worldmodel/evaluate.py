@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics as M
+from .models import generation_of, load_world_model, set_generation
 from .data.format import DatasetError, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class EvalConfig:
     seed: int = 0
     workers: int = 0
     track_train_clips: int = 64  # train-split windows whose frames fit the kp_track_err regression
+    # generation settings applied to the checkpoint eval loads, e.g. {"reencode_every": 5, "burn_in": 1} (GLASS)
+    generation: dict[str, int] = field(default_factory=dict)
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -335,9 +338,11 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
     if model is None:
         if cfg.checkpoint is None:
             raise DatasetError("no checkpoint given: pass checkpoint=PATH (a file written by `glassworld train`)")
-        from .models import load_world_model
-
         model = load_world_model(cfg.checkpoint, device)
+        try:
+            set_generation(model, cfg.generation)
+        except ValueError as e:
+            raise DatasetError(f"eval.generation: {e}") from None
         frame_skip = cfg.frame_skip if cfg.frame_skip is not None else _checkpoint_frame_skip(cfg.checkpoint)
     else:
         device = getattr(model, "device", device)
@@ -552,6 +557,7 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         "mdr": "fraction (not %) of generated frames with a known GT position where no agent was found: the "
                f"agent mask has < {min_area_px:.3g} px or covers > {cfg.max_mask_frac:.0%} of the frame",
         "shift_units": "pixels of the frame",
+        "model_generation": generation_of(model),
         "jumps": f"pos_err and mdr leave out windows whose GT agent moves more than {M.JUMP_FACTOR:g} x the 95th "
                  "percentile of its moves in one step (a teleport: new point, change of ends, respawn); "
                  "pos_err_all_windows keeps them",

@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
 from .envinfo import estimate_shift_grid, recorded_places, spread_clip_batches
-from .models import load_world_model
+from .models import GENERATION_FIELDS, generation_settings, load_world_model
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,12 @@ def code_meanings(model: Any, data: str | Path, cfg: ExportConfig | None = None)
     return meanings
 
 
-# model-config fields that only change generation (start / step), so a shipped model may set them after training
-GENERATION_FIELDS = {"glass": ("reencode_every", "burn_in")}
-
-
 def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
          eval_json: str | Path | None = None, card: dict[str, Any] | None = None,
          cfg: ExportConfig | None = None, generation: dict[str, int] | None = None) -> dict[str, Any]:
     """Write a slim, env-ready copy of ``checkpoint`` to ``out`` plus ``out``'s model card (``.md``, ``.json``).
 
-    ``generation`` sets the model's generation-only config fields (:data:`GENERATION_FIELDS`, e.g.
+    ``generation`` sets the model's generation-only config fields (:data:`worldmodel.models.GENERATION_FIELDS`, e.g.
     ``{"reencode_every": 5, "burn_in": 1}`` for GLASS); the weights are unchanged.
 
     Drops the optimiser, scheduler and RNG state. With ``data`` (the training data) it re-estimates the shift grid
@@ -108,13 +104,9 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     payload = {k: v for k, v in ckpt.items() if k not in SHIP_DROP and k not in ("format", "version")}
     full_card = dict(ckpt.get("card") or {})
     if generation:
-        allowed = GENERATION_FIELDS.get(str(ckpt.get("model")), ())
-        bad = sorted(set(generation) - set(allowed))
-        if bad:
-            raise ValueError(f"{bad} are not generation settings of a {ckpt.get('model')} model; "
-                             f"choose from {list(allowed)}")
-        payload["model_config"] = {**payload["model_config"], **{k: int(v) for k, v in generation.items()}}
-        full_card["generation"] = {k: payload["model_config"][k] for k in allowed}
+        name = str(ckpt.get("model"))
+        payload["model_config"] = {**payload["model_config"], **generation_settings(name, generation)}
+        full_card["generation"] = {k: payload["model_config"][k] for k in GENERATION_FIELDS[name]}
     if data is not None:
         model = load_world_model(checkpoint, "cpu")
         env = dict(payload.get("env_info") or {})

@@ -42,3 +42,38 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> Wo
     name = load_checkpoint(path, map_location="cpu")["model"]
     model_cls, _ = _lookup(name)
     return model_cls.from_checkpoint(path, device)
+
+
+# model-config fields that only change generation (start / step), so they may be set on a trained model
+GENERATION_FIELDS: dict[str, tuple[str, ...]] = {"glass": ("reencode_every", "burn_in")}
+
+
+def generation_settings(name: str, settings: dict[str, Any] | None) -> dict[str, int]:
+    """Validate generation-only settings (:data:`GENERATION_FIELDS`) of a ``name`` model: {field: int >= 0}."""
+    settings = dict(settings or {})
+    allowed = GENERATION_FIELDS.get(name, ())
+    bad = sorted(set(settings) - set(allowed))
+    if bad:
+        raise ValueError(f"{bad} are not generation settings of a {name} model; choose from {list(allowed)}")
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"generation setting {key} must be an integer >= 0, got {value!r}")
+        out[key] = value
+    return out
+
+
+def generation_of(model: Any) -> dict[str, int]:
+    """The generation settings a loaded model runs with ({} for a model that has none)."""
+    cfg = getattr(model, "cfg", None)
+    fields = {f for names in GENERATION_FIELDS.values() for f in names}
+    return {f: int(getattr(cfg, f)) for f in sorted(fields) if hasattr(cfg, f)}
+
+
+def set_generation(model: Any, settings: dict[str, Any] | None) -> None:
+    """Apply validated generation settings to a loaded model's config (weights unchanged)."""
+    if not settings:
+        return
+    name = next((n for n, (_, cls, _, _) in MODELS.items() if type(model).__name__ == cls), type(model).__name__)
+    for key, value in generation_settings(name, settings).items():
+        setattr(model.cfg, key, value)
