@@ -342,6 +342,10 @@ def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
             self.calls += 1
             return super().forward(x) * (1.0 if self.calls == 1 else 0.4)
 
+    with autocast(torch.device("cpu"), "bfloat16"):  # re-grounding mixes dtypes under autocast (the env's option)
+        frame, _ = rollout(model.start(x), 5)
+    assert torch.isfinite(frame).all()
+
     model.masking = LostAgent()
     model.cfg.reencode_every, model.cfg.burn_in = 2, 0
     _, s2 = rollout(model.start(x), 2)  # start() saw the agent (call 1)
