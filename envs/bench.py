@@ -7,12 +7,11 @@ by default; ``checkpoint=null`` times an untrained model of the chosen preset (p
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -221,8 +220,8 @@ def resolve_checkpoint(name: str | None) -> str | None:
 
 
 def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
-    """Time the dream on each available device and N, and ALE Tennis, in one run; ratios dream / ALE."""
-    cfg = dataclasses.replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
+    """Time the dream on each available device and N, and ALE Tennis, in one run; ratios dream / ALE.
+    ``cfg.checkpoint`` is a file (or None): :func:`config_from_dict` resolves registered ids."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
@@ -272,9 +271,9 @@ def config_from_dict(d: dict[str, Any]) -> BenchEnvConfig:
     """A :class:`BenchEnvConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
     error for unknown keys. This is the hook for ``glassworld bench env`` (worldmodel resolves this module by
     name at run time, so it never imports envs itself). A registered id in ``checkpoint`` becomes its file."""
-    known = {f.name for f in dataclasses.fields(BenchEnvConfig)}
+    known = {f.name for f in fields(BenchEnvConfig)}
     bad = sorted(set(d) - known)
     if bad:
         raise ValueError(f"unknown bench env option(s) {bad}; known: {sorted(known)}")
     cfg = BenchEnvConfig(**{k: v for k, v in d.items() if v is not None})
-    return dataclasses.replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
+    return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))

@@ -18,14 +18,14 @@ import logging
 import sys
 from pathlib import Path
 
-from envs.bench import BenchEnvConfig, run_bench
+from envs.bench import BenchEnvConfig, resolve_checkpoint, run_bench
 from worldmodel.data.format import atomic_write_bytes
 
 
 def main(argv: list[str] | None = None) -> int:
     d = BenchEnvConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default=None, help="time this checkpoint (default: an untrained model)")
+    p.add_argument("--checkpoint", default=None, help="time this checkpoint file or registered id (default: an untrained model)")
     p.add_argument("--model", default=d.model)
     p.add_argument("--preset", default=d.preset, help="tiny | cpu | paper (untrained model)")
     p.add_argument("--height", type=int, default=d.height)
@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if any(n < 1 for n in a.num_envs) or a.seconds <= 0:
         p.error("--num-envs values must be >= 1 and --seconds > 0")
-    cfg = BenchEnvConfig(checkpoint=a.checkpoint, model=a.model, preset=a.preset, height=a.height, width=a.width,
+    try:
+        checkpoint = resolve_checkpoint(a.checkpoint)
+    except ValueError as e:
+        p.error(str(e))
+    cfg = BenchEnvConfig(checkpoint=checkpoint, model=a.model, preset=a.preset, height=a.height, width=a.width,
                          num_envs=list(a.num_envs), devices=list(a.devices), seconds=a.seconds,
                          ale_seconds=a.ale_seconds, threads=a.threads)
     result = run_bench(cfg)

@@ -110,10 +110,7 @@ def bench_train(cfg: BenchTrainConfig) -> dict[str, Any]:
 
     if cfg.steps < 1 or cfg.warmup < 0:
         raise DatasetError(f"bench.steps must be >= 1 and bench.warmup >= 0, got {cfg.steps}, {cfg.warmup}")
-    try:
-        check_precision(cfg.precision, "bench.precision")
-    except ValueError as e:
-        raise DatasetError(str(e)) from None
+    check_precision(cfg.precision, "bench.precision")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     default_h, default_w = DEFAULT_RESOLUTION.get(cfg.preset, (96, 128))

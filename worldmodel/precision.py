@@ -12,13 +12,16 @@ from collections.abc import Iterator
 
 import torch
 
+from .data.format import DatasetError
+
 PRECISIONS = ("float32", "bfloat16")
 
 
 def check_precision(name: str, key: str = "precision") -> str:
-    """Return ``name`` if it is one of :data:`PRECISIONS`, else raise ValueError naming ``key`` and the choices."""
+    """Return ``name`` if it is one of :data:`PRECISIONS`, else raise DatasetError (a ValueError) naming ``key``
+    and the choices."""
     if name not in PRECISIONS:
-        raise ValueError(f"{key} must be one of {list(PRECISIONS)}, got {name!r}")
+        raise DatasetError(f"{key} must be one of {list(PRECISIONS)}, got {name!r}")
     return name
 
 

@@ -170,10 +170,7 @@ def validate(cfg: TrainRunConfig) -> None:
         raise DatasetError(f"train.threads must be >= 1 (or null for torch's default), got {t.threads}")
     if t.batch_size is not None and t.batch_size < 1:
         raise DatasetError(f"train.batch_size must be >= 1, got {t.batch_size}")
-    try:
-        check_precision(t.precision, "train.precision")
-    except ValueError as e:
-        raise DatasetError(str(e)) from None
+    check_precision(t.precision, "train.precision")
     if cfg.data.workers < 0:
         raise DatasetError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if cfg.data.frame_skip is not None and cfg.data.frame_skip < 0:

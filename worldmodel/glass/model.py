@@ -350,9 +350,9 @@ class GlassModel(WorldModelBase):
         generation options (GlassConfig) for the rollouts due: (B, 3, H, W) fg and the ConvLSTM states."""
         cfg = self.cfg
         fg, dyn = state["fg"], {k: state[k] for k in DYN_KEYS}
-        t = state["t"] if "t" in state else torch.ones(fg.shape[0], dtype=torch.long, device=fg.device)
+        t = state["t"]
         prime = t == 0
-        if cfg.reencode_every > 0 and "frame" in state:
+        if cfg.reencode_every > 0:
             redo = (t > 0) & (t % cfg.reencode_every == 0)
             if bool(redo.any()):
                 idx = redo.nonzero().squeeze(1)
@@ -407,8 +407,7 @@ class GlassModel(WorldModelBase):
             bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
                               mode="nearest", padding_mode="border")
             frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
-        t = state["t"] if "t" in state else torch.ones(b, dtype=torch.long, device=frame.device)
-        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, "frame": frame, "t": t + 1, **dyn}
+        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, "frame": frame, "t": state["t"] + 1, **dyn}
         return (frame + 1) / 2, mask.clamp(0, 1), new_state
 
     @torch.no_grad()
