@@ -106,7 +106,7 @@ class AgentConfig:
     train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16
     total_timesteps: int = 32_768
-    time_budget_s: float | None = 180.0  # training wall-clock limit (None = none); evaluations count, setup not
+    time_budget_s: float | None = 360.0  # training wall-clock limit (None = none); evaluations count, setup not
     run_dir: str | None = None
     seed: int = 0
     device: str = "auto"
