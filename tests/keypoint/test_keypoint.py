@@ -75,6 +75,22 @@ def test_spatial_expectation_recovers_a_gaussian_blob():
     assert delta_to_pixels(d, 64, 96, 16, 24)[0, 1] > 0  # y up in keypoint units -> +y down in pixels
 
 
+def test_detector_without_coordinates_sees_things_not_places():
+    """detector_coords=False: moving the image content moves the heatmaps by the same amount (a channel answers to
+    what it sees, wherever it is); with the coordinate channels it does not."""
+    img = torch.zeros(1, 3, SIZE, SIZE)  # model range [-0.5, 0.5]: 0 is the zero padding's value
+    img[0, :, 12:18, 10:14] = torch.tensor([0.45, -0.3, -0.4]).view(3, 1, 1)
+    moved = torch.roll(img, shifts=(4, 8), dims=(2, 3))  # 1 and 2 heatmap cells (heatmap_downsample 4)
+    for coords, equivariant in ((False, True), (True, False)):
+        det = tiny(detector_coords=coords).detector.eval()
+        assert det.encoder.net[0].conv.in_channels == (5 if coords else 3)
+        with torch.no_grad():
+            heat, _ = det(img)
+            heat_moved, _ = det(moved)
+        same = torch.allclose(heat_moved[..., 2:7, 3:7], heat[..., 1:6, 1:5], atol=1e-5)
+        assert same == equivariant, coords
+
+
 def test_gaussian_maps_peak_at_the_keypoint_and_round_trip():
     kp = torch.tensor([[[0.2, -0.4, 0.7], [-0.6, 0.5, 1.0]]])
     maps = keypoints_to_maps(kp, 16, 16, sigma=1.5)  # (1, 2, 16, 16)

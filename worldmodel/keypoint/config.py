@@ -38,6 +38,11 @@ class KeypointConfig:
     channels_last: bool = True  # NHWC convolutions: same math, 2-3x faster on CPU (mkldnn) for thin layers
     # --- vision (9.2, 9.3)
     num_keypoints: int = 64  # K
+    # Coordinate channels at the detector's input (the code's default). They let a keypoint channel mean "a place"
+    # (e.g. "the top half of the court") rather than "a thing": with them, Tennis channels followed court sides and
+    # changed player when the players changed ends. False: the detector is fully convolutional, so a channel can
+    # only respond to what it sees (e.g. the orange player's colours), wherever it is.
+    detector_coords: bool = True
     heatmap_downsample: int = 4  # heatmaps are (H/d, W/d); a power of two in 1..16 (16x16 at 64x64 = the code)
     encoder_filters: int = 32  # filters at full resolution, doubled at every downsampling
     layers_per_scale: int = 2

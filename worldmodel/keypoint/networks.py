@@ -66,11 +66,14 @@ class ImageEncoder(nn.Module):
 
 
 class KeypointDetector(nn.Module):
-    """phi_det (9.2): [image, coord channels] -> encoder -> 1x1 conv -> softplus heatmaps -> keypoints."""
+    """phi_det (9.2): [image, coord channels] -> encoder -> 1x1 conv -> softplus heatmaps -> keypoints.
+
+    Without ``cfg.detector_coords`` the input is the image alone (a fully convolutional detector)."""
 
     def __init__(self, cfg: KeypointConfig):
         super().__init__()
-        self.encoder = ImageEncoder(cfg, 3 + 2)
+        self.coords = cfg.detector_coords
+        self.encoder = ImageEncoder(cfg, 3 + 2 * self.coords)
         self.channels_last = cfg.channels_last
         self.head = nn.Conv2d(self.encoder.out_channels, cfg.num_keypoints, 1)
         nn.init.xavier_uniform_(self.head.weight)  # Keras glorot_uniform, no regulariser
@@ -78,7 +81,7 @@ class KeypointDetector(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 3, H, W) in [-0.5, 0.5] -> heatmaps (N, K, h, w) >= 0, keypoints (N, K, 3)."""
-        x = to_memory_format(add_coord_channels(images), self.channels_last)
+        x = to_memory_format(add_coord_channels(images) if self.coords else images, self.channels_last)
         heat = F.softplus(self.head(self.encoder(x))).contiguous()  # (N, K, h, w)
         return heat, heatmaps_to_keypoints(heat)
 
