@@ -32,3 +32,20 @@ def test_bench_env_reports_dream_and_ale_with_ratios(glass_checkpoint, tmp_path)
         sps = r["dream"]["cpu"][n]["env_steps_per_s"]
         assert sps > 0 and abs(r["ratios_vs_gym_ale_tennis"]["cpu"][n] - sps / ale) < 1e-9
     assert r["target"]["met"] is None  # N=64 was not timed
+
+
+def test_check_controls_measures_what_each_action_does(square_checkpoint, tmp_path):
+    main = runpy.run_path(str(SCRIPTS / "check_controls.py"))["main"]
+    out = tmp_path / "controls.json"
+    assert main([str(square_checkpoint), "--starts", "6", "--hold", "2", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    by_name = {s["shift"]: s for s in r["shifts"]}
+    assert r["hold"] == 2 and len(r["shifts"]) == 9 and all(s["lost"] == 0 for s in r["shifts"])
+    # the square world moves the square by the grid shift (3 px a step, plus 0.3 px jitter; clamped at the edges)
+    assert by_name["right"]["expected_px"] == [6.0, 0.0]
+    assert by_name["right"]["measured_px"][0] > 4.5 and by_name["left"]["measured_px"][0] < -4.5
+    assert by_name["down"]["measured_px"][1] > 4.5 and by_name["up"]["measured_px"][1] < -4.5
+    assert abs(by_name["none"]["measured_px"][0]) < 1.0 and abs(by_name["none"]["measured_px"][1]) < 1.0
+    assert r["mean_error_moving_shifts_px"] < 1.0
+    # codes repaint the square: their frames differ, their no-move displacement does not
+    assert len(r["codes"]) == 4 and all(c["frame_diff_vs_other_codes"] > 0.1 for c in r["codes"])
