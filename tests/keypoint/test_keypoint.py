@@ -298,6 +298,33 @@ def test_generation_api_shapes_and_determinism():
     assert model.training is False
 
 
+def test_residual_keypoints_carry_out_the_shift_on_the_agent_keypoints():
+    """residual_keypoints: a rollout starts from the detected keypoints, and with a silent decoder a step moves the
+    agent keypoints by exactly the global shift and leaves the others where they were."""
+    model = tiny(agent_keypoints=[0, 2]).eval()
+    assert model.cfg.residual_keypoints  # the tiny and cpu presets use it
+    video = square_clips(t=2)
+    state = model.start(video[:, 0])
+    assert torch.allclose(state["keypoints"], model.detect_keypoints(video)[:, 0], atol=1e-5)
+    with torch.no_grad():
+        model.vrnn.dec_out.weight.zero_()
+        model.vrnn.dec_out.bias.zero_()
+    before = state["keypoints"].clone()
+    shift = torch.tensor([[2.0, -1.0], [-3.0, 2.0]])  # (dx, dy) px, +y down
+    _, _, state = model.step(state, shift, torch.tensor([0, 1]), temperature=0.0)
+    moved = state["keypoints"] - before  # (B, K, 3)
+    agent = torch.tensor([True, False, True, False])
+    inside = (before[..., :2] - shift[:, None] > 1) & (before[..., :2] + shift[:, None] < SIZE - 2)
+    ok = inside.all(-1) & agent  # away from the frame's edge (keypoints are clamped to the frame)
+    assert ok.any()
+    assert torch.allclose(moved[..., :2][ok], shift[:, None].expand(-1, 4, -1)[ok], atol=1e-4)
+    assert torch.allclose(moved[:, ~agent], torch.zeros_like(moved[:, ~agent]), atol=1e-5)
+    # the paper's absolute decoder does neither
+    absolute = tiny(agent_keypoints=[0, 2], residual_keypoints=False).eval()
+    s0 = absolute.start(video[:, 0])
+    assert not torch.allclose(s0["keypoints"], absolute.detect_keypoints(video)[:, 0], atol=1e-3)
+
+
 def test_step_rejects_bad_actions_and_frames():
     model = tiny().eval()
     state = model.start(square_clips()[:, 0])

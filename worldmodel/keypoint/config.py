@@ -55,6 +55,11 @@ class KeypointConfig:
     posterior_dim: int = 128
     decoder_dim: int = 128  # hidden width of the keypoint decoder (code: 128)
     latent_size: int = 16  # Z
+    # False (the paper): the keypoint decoder outputs absolute keypoints from (h, z). True: it outputs their change,
+    # added to the previous keypoints moved by the global action (the agent keypoints by the shift, the others
+    # not): x^_t+1 = x_t + agent * shift_t + dec(h, z), and frame 0's keypoints are the detected ones. The global
+    # action is *defined* as the agent keypoints' shift, so the dynamics need not learn to carry it out.
+    residual_keypoints: bool = False
     num_samples_bom: int = 10  # best-of-many samples per step in training
     observed_steps: int = 8  # frames with a posterior (T)
     predicted_steps: int = 8  # frames predicted from the prior (dT)
@@ -206,7 +211,7 @@ class KeypointConfig:
                 # convolutions dominate the cost on a CPU (96x128: ~1.3 s/step on one busy core)
                 num_keypoints=16, encoder_filters=8, layers_per_scale=1, decoder_channels=32, image_frames=4,
                 rnn_units=128, prior_dim=64, posterior_dim=64, decoder_dim=64, latent_size=16, num_samples_bom=10,
-                observed_steps=4, predicted_steps=4, action_hidden=64, shift_embed_dim=16,
+                observed_steps=4, predicted_steps=4, action_hidden=64, shift_embed_dim=16, residual_keypoints=True,
                 # keypoints must move apart on small data: the paper's separation (code's is strong at K=16)
                 w_separation=1.0, separation_sigma=0.05,
                 kl_annealing_steps=300, ss_ramp_steps=1500, agent_warmup_steps=50,
@@ -217,7 +222,7 @@ class KeypointConfig:
                 num_keypoints=4, heatmap_downsample=4, encoder_filters=4, layers_per_scale=1, decoder_channels=8,
                 rnn_units=16, prior_dim=8, posterior_dim=8, decoder_dim=16, latent_size=4, num_samples_bom=3,
                 observed_steps=2, predicted_steps=2, num_codes=4, action_dim=4, action_hidden=8,
-                shift_embed_dim=4, kl_annealing_steps=4, ss_ramp_steps=4, agent_warmup_steps=2,
+                shift_embed_dim=4, residual_keypoints=True, kl_annealing_steps=4, ss_ramp_steps=4, agent_warmup_steps=2,
                 lr=1e-3, lr_milestones=[1000000], batch_size=2,
             )
         v.update(overrides)

@@ -312,6 +312,7 @@ class KeypointModel(WorldModelBase):
         rows = torch.arange(b, device=x_obs.device)
         coord = x_obs.new_zeros(())
         kls, decoded = [], []
+        x_in = x_obs[:, 0]
         for i in range(t):
             observed = i < n_obs
             mp, sp = self.vrnn.prior(h)  # (B, Z)
@@ -323,6 +324,9 @@ class KeypointModel(WorldModelBase):
                 mean, std = mp.detach(), sp.detach()
             z = mean + std * torch.randn(n, *mean.shape, device=mean.device)  # (N, B, Z)
             xs = self.vrnn.decode(h.unsqueeze(0).expand(n, -1, -1), z)  # (N, B, 3K)
+            if cfg.residual_keypoints:  # change from the fed keypoints moved by the global action
+                base = x_obs[:, 0] if i == 0 else self._moved(x_in.view(b, -1, 3), shifts[:, i - 1]).flatten(1)
+                xs = base + xs
             best = best_of_many(xs, x_obs[:, i])  # (B,)
             z_best, x_best = z[best, rows], xs[best, rows]
             coord = coord + 0.5 * (x_best - x_obs[:, i]).square().sum()
@@ -333,6 +337,12 @@ class KeypointModel(WorldModelBase):
                 h = self.vrnn.update(h, x_in, z_best, shifts[:, i], codes[:, i])
         kl = torch.stack(kls, dim=1).mean()
         return coord / (b * t), kl, torch.stack(decoded, dim=1)
+
+    def _moved(self, kp: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Keypoints kp (B, K, 3) with the agent keypoints moved by shift (B, 2) (normalised units) -> (B, K, 3)."""
+        a = self.agent_weights.to(kp.dtype)  # (K,)
+        move = a[None, :, None] * shift[:, None, :]  # (B, K, 2)
+        return kp + F.pad(move, (0, 1))
 
     # ================================================================================================ training
     def training_losses(self, frames: torch.Tensor, step: int
@@ -497,7 +507,8 @@ class KeypointModel(WorldModelBase):
         The state (batch first): "h" (B, U) GRU state; "z" (B, Z) latent of the current frame; "keypoints"
         (B, K, 3) current keypoints, (x, y) frame pixels (+y down) and mu; "first" (B, 3, H, W) the first frame
         in [-0.5, 0.5]; "appearance" (B, C, h, w) its appearance features; "first_maps" (B, K, h, w) its
-        keypoint maps. Frame 0's keypoints are decoded from the posterior mean given the detected ones.
+        keypoint maps. Frame 0's keypoints are decoded from the posterior mean given the detected ones (with
+        ``residual_keypoints``: the detected ones).
         """
         self._check_frames(frames, 4, "frames")
         with self._eval_mode():
@@ -505,7 +516,7 @@ class KeypointModel(WorldModelBase):
             _, kp = self.detector(v)  # (B, K, 3)
             h = self.vrnn.initial_state(v.shape[0], v.device)
             z, _ = self.vrnn.posterior(torch.cat([h, kp.flatten(1)], dim=-1))
-            x = self.vrnn.decode(h, z).view_as(kp)
+            x = kp if self.cfg.residual_keypoints else self.vrnn.decode(h, z).view_as(kp)
             return {"h": h, "z": z, "keypoints": self._px(x), "first": v,
                     "appearance": self.appearance(self._nhwc(v)).contiguous(),
                     "first_maps": self._maps(kp)}
@@ -538,6 +549,9 @@ class KeypointModel(WorldModelBase):
             if temp > 0:
                 z = mean + temp * std * torch.randn(mean.shape, generator=generator, device=mean.device)
             x_new = self.vrnn.decode(h, z).view_as(x)
+            if self.cfg.residual_keypoints:
+                x_new = self._moved(x, shift_n) + x_new
+                x_new = torch.cat([x_new[..., :2].clamp(-1, 1), x_new[..., 2:].clamp(0, 1)], dim=-1)
             frame = self._reconstruct(x_new.unsqueeze(1), state["first"], state["appearance"],
                                       state["first_maps"])[:, 0]
             mask = self._agent_mask(x_new)
