@@ -8,9 +8,11 @@ action-conditioned model on 64x64 frames; :meth:`KeypointConfig.preset` builds t
   the KL scale is the paper's action-conditional (DMCS) value 0.003 instead of the code's 0.0 (with beta = 0 the
   posterior carries everything and the actions would be ignored), and the learning rate is halved every 3e4
   steps as in the paper.
-* ``cpu``: 8 filters at full resolution, 1 layer per scale, K = 16, GRU 128, 4 + 4 frames of which 4 are
-  reconstructed per step, batch 8, schedules compressed ~1/8, so that it learns something real in about an hour
-  on 2 CPU cores.
+* ``cpu``: 8 filters at full resolution, only the stride-2 convolutions in the encoders (``layers_per_scale`` 0:
+  a 9-px receptive field at 64x64), no coordinate channels at the detector, residual keypoint decoding, K = 16,
+  GRU 128, 4 + 4 frames of which 4 are reconstructed per step, batch 8, schedules compressed ~1/8, so that it
+  learns something real in about 20-30 minutes on 2 CPU cores. The detector settings make each keypoint channel
+  follow a thing rather than a place (on Tennis the code's settings gave channels that followed court sides).
 * ``tiny``: a few channels per layer, for tests (seconds).
 
 Frames may be any H x W divisible by 16. The heatmaps are H/``heatmap_downsample`` x W/``heatmap_downsample``
@@ -209,7 +211,8 @@ class KeypointConfig:
             v.update(
                 # thin full-resolution layers and 4 of 8 frames reconstructed per step: full-resolution
                 # convolutions dominate the cost on a CPU (96x128: ~1.3 s/step on one busy core)
-                num_keypoints=16, encoder_filters=8, layers_per_scale=1, decoder_channels=32, image_frames=4,
+                num_keypoints=16, encoder_filters=8, layers_per_scale=0, detector_coords=False,
+                decoder_channels=32, image_frames=4,
                 rnn_units=128, prior_dim=64, posterior_dim=64, decoder_dim=64, latent_size=16, num_samples_bom=10,
                 observed_steps=4, predicted_steps=4, action_hidden=64, shift_embed_dim=16, residual_keypoints=True,
                 # keypoints must move apart on small data: the paper's separation (code's is strong at K=16)
