@@ -28,9 +28,11 @@ the leading eigenvector of its off-diagonal part (a rigidly moving group of keyp
 intensity EMA[m_k] >= ``agent_min_mu`` and a loading >= ``agent_threshold`` (0.5) times the largest loading.
 Background keypoints (no relative motion) and jittering keypoints (large but incoherent motion) get small
 loadings. The agent is thus "the group of keypoints that moves together relative to the background": in
-W-Sprites the walking character; in Tennis whichever of the players moves most coherently (the two players and
-the ball cannot be told apart without labels). Before any training statistics exist every keypoint counts as agent. :attr:`agent_weights` exposes the (K,) 0/1
-weights.
+W-Sprites the walking character; in Tennis one of the two players (nothing in unlabelled video says which one the
+joystick moves). Known weakness: the background motion is measured on the non-agent keypoints, and on Tennis
+those sit on the other player, so whichever group is chosen first makes the other look like background and keeps
+its place (four Tennis runs: the orange player twice, the blue one once, a mix once). Before any training
+statistics exist every keypoint counts as agent. :attr:`agent_weights` exposes the (K,) 0/1 weights.
 
 The dynamics are conditioned on (shift, code): h_t = GRU([x_t, z_t, embed(shift_t), code_t], h_{t-1}) with the
 action taken after frame t, so the prior of frame t + 1 sees it. Generation (``start`` / ``step`` /
