@@ -25,7 +25,8 @@ from worldmodel.data.format import atomic_write_bytes
 def main(argv: list[str] | None = None) -> int:
     d = BenchEnvConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default=None, help="time this checkpoint file or registered id (default: an untrained model)")
+    p.add_argument("--checkpoint", default=None,
+                   help="time this checkpoint file or registered id (default: an untrained model)")
     p.add_argument("--model", default=d.model)
     p.add_argument("--preset", default=d.preset, help="tiny | cpu | paper (untrained model)")
     p.add_argument("--height", type=int, default=d.height)

@@ -315,6 +315,7 @@ class KeypointModel(WorldModelBase):
         coord = x_obs.new_zeros(())
         kls, decoded = [], []
         x_in = x_obs[:, 0]
+        agent = self.agent_weights  # (K,): fixed during the unroll (the statistics are updated before it)
         for i in range(t):
             observed = i < n_obs
             mp, sp = self.vrnn.prior(h)  # (B, Z)
@@ -327,7 +328,8 @@ class KeypointModel(WorldModelBase):
             z = mean + std * torch.randn(n, *mean.shape, device=mean.device)  # (N, B, Z)
             xs = self.vrnn.decode(h.unsqueeze(0).expand(n, -1, -1), z)  # (N, B, 3K)
             if cfg.residual_keypoints:  # change from the fed keypoints moved by the global action
-                base = x_obs[:, 0] if i == 0 else self._moved(x_in.view(b, -1, 3), shifts[:, i - 1]).flatten(1)
+                base = (x_obs[:, 0] if i == 0
+                        else self._moved(x_in.view(b, -1, 3), shifts[:, i - 1], agent).flatten(1))
                 xs = base + xs
             best = best_of_many(xs, x_obs[:, i])  # (B,)
             z_best, x_best = z[best, rows], xs[best, rows]
@@ -340,10 +342,11 @@ class KeypointModel(WorldModelBase):
         kl = torch.stack(kls, dim=1).mean()
         return coord / (b * t), kl, torch.stack(decoded, dim=1)
 
-    def _moved(self, kp: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Keypoints kp (B, K, 3) with the agent keypoints moved by shift (B, 2) (normalised units) -> (B, K, 3)."""
-        a = self.agent_weights.to(kp.dtype)  # (K,)
-        move = a[None, :, None] * shift[:, None, :]  # (B, K, 2)
+    @staticmethod
+    def _moved(kp: torch.Tensor, shift: torch.Tensor, agent: torch.Tensor) -> torch.Tensor:
+        """Keypoints kp (B, K, 3) with the agent keypoints (``agent`` (K,) 0/1 weights) moved by shift (B, 2)
+        (normalised units) -> (B, K, 3)."""
+        move = agent.to(kp.dtype)[None, :, None] * shift[:, None, :]  # (B, K, 2)
         return kp + F.pad(move, (0, 1))
 
     # ================================================================================================ training
@@ -552,7 +555,7 @@ class KeypointModel(WorldModelBase):
                 z = mean + temp * std * torch.randn(mean.shape, generator=generator, device=mean.device)
             x_new = self.vrnn.decode(h, z).view_as(x)
             if self.cfg.residual_keypoints:
-                x_new = self._moved(x, shift_n) + x_new
+                x_new = self._moved(x, shift_n, self.agent_weights) + x_new
                 x_new = torch.cat([x_new[..., :2].clamp(-1, 1), x_new[..., 2:].clamp(0, 1)], dim=-1)
             frame = self._reconstruct(x_new.unsqueeze(1), state["first"], state["appearance"],
                                       state["first_maps"])[:, 0]
