@@ -26,6 +26,31 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+# ------------------------------------------------------------------------------------ shared data beside the repo
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LPC_SPRITES = SHARED / "data" / "lpc_sprites"  # the real LPC sheets (used in place, never copied)
+
+
+def require_shared(path: Path, what: str) -> Path:
+    """``path`` (under ``../shared``) when it exists; else skip the test with the reason, or fail it under CI=true.
+
+    Outside CI a checkout without ``../shared`` still runs every other test; CI has ``shared/`` beside the clone,
+    so a missing file there is a broken set-up, never a quiet skip.
+    """
+    if path.exists():
+        return path
+    reason = f"{what} not found at {path} (put the shared data folder beside this checkout: ../shared)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lpc_sprites() -> Path:
+    """The LPC sprite sheets in ``../shared/data/lpc_sprites`` (skip with a reason when missing; fail under CI)."""
+    return require_shared(LPC_SPRITES, "the LPC sprite sheets")
+
+
 # ------------------------------------------------------------------------------------ worlds for env/agent tests
 # tests/envs/square_world.py: a hand-written "square world" model and tiny checkpoint writers (imported by path:
 # tests/envs and tests/agents have no __init__.py, so that they do not shadow the envs/ and agents/ packages).

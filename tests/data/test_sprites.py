@@ -44,6 +44,8 @@ def _make(root: Path, kind: str, videos: int = 6, per_sprite: int = 2, seed: int
 
 @pytest.fixture(scope="module", params=["lpc", "procedural"])
 def dataset(request, tmp_path_factory) -> tuple[str, Path]:
+    if request.param == "lpc":
+        request.getfixturevalue("lpc_sprites")  # skips (fails under CI=true) without ../shared
     root = tmp_path_factory.mktemp(f"sprites_{request.param}")
     return request.param, _make(root, request.param)
 
@@ -67,11 +69,11 @@ def _bg_offsets(meta: dict, bg_shift: np.ndarray) -> np.ndarray:
     return np.rint(off).astype(int)
 
 
-def test_lpc_sheets_are_present():
+def test_lpc_sheets_are_present(lpc_sprites):
     assert (LPC / "body/0.png").is_file() and (LPC / "bg.JPEG").is_file(), f"LPC sheets expected at {LPC}"
 
 
-def test_lpc_character_is_the_composed_sheets():
+def test_lpc_character_is_the_composed_sheets(lpc_sprites):
     """Characters are body, bottomwear, topwear, hair, shoes/1 alpha-composited onto black, read independently."""
     assets = _assets("lpc")
     sid = 777
@@ -295,7 +297,7 @@ def test_procedural_has_nine_distinguishable_actions():
     assert np.array_equal(draw_character(5)[0], draw_character(5)[0])
 
 
-def test_resume_rewrites_identical_videos(tmp_path):
+def test_resume_rewrites_identical_videos(tmp_path, lpc_sprites):
     root = _make(tmp_path / "ds", "lpc", videos=3, per_sprite=1, frames=12)
     names = sorted(read_manifest(root)["videos"])
     before = load_video(root, names[1])
