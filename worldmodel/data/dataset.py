@@ -25,6 +25,20 @@ class ClipConfig:
     cache_mb: int = 1024  # per-worker cache of decoded videos
 
 
+def _empty_split_message(manifest: dict[str, Any], split: str, root: Path) -> str:
+    """Why a split has no video (identities per split: videos of one identity share a split) and the fix."""
+    idents = {s: sorted({manifest["videos"][n].get("identity", n) for n in manifest["splits"].get(s, [])})
+              for s in SPLITS}
+    counts = ", ".join(f"{s}: {len(manifest['splits'].get(s, []))} videos of {len(idents[s])} identities"
+                       for s in SPLITS)
+    total = len(set().union(*idents.values()))
+    return (f"split {split!r} of {root} is empty: videos are split by identity (episode, sprite or file; all "
+            f"videos of one identity share a split, about 80/10/10 % of identities to train/val/test), and its "
+            f"{total} identities gave {counts}. Fix: make the dataset with more identities (more episodes, sprites "
+            f"(--videos / --per-sprite) or files; 3 or more sprites, or about 10 episodes or files, give every "
+            f"split some), or use split=train")
+
+
 class ClipDataset(Dataset):
     """Clips of ``clip_len`` frames taken every ``frame_skip + 1`` frames, with aligned ground truth.
 
@@ -60,6 +74,8 @@ class ClipDataset(Dataset):
         for vi, name in enumerate(self.videos):
             n = self.manifest["videos"][name]["frames"]
             self.index.extend((vi, s) for s in range(0, n - span + 1, self.cfg.stride))
+        if not self.videos:
+            raise DatasetError(_empty_split_message(self.manifest, split, self.root))
         if not self.index:
             raise DatasetError(
                 f"split {split!r} of {self.root} has no video with at least {span} frames "
