@@ -7,9 +7,11 @@ checkpoint intact.
 **Safety.** A checkpoint is data, never code. :func:`save_checkpoint` reduces the payload to plain types — dicts,
 lists, tuples, str, int, float, bool, None and tensors; numpy arrays and scalars are stored as tagged tensors and
 come back as numpy — and refuses anything else. :func:`load_checkpoint` reads with ``torch.load(...,
-weights_only=True)``, which cannot import or call anything. A file that needs more (an old pickle, or one a
-stranger crafted) is refused with :class:`UnsafeCheckpointError`; ``glassworld upgrade PATH --trust`` re-saves a
-file you trust in the safe format (the only place glassworld ever unpickles arbitrary objects, and only when asked).
+weights_only=True)``, which cannot import or call anything. A file that needs more (an older glassworld's, or one
+a stranger crafted) is refused with :class:`UnsafeCheckpointError`. ``glassworld upgrade PATH`` re-saves files of
+older glassworld versions: it reads them still with ``weights_only=True``, admitting only the few harmless types
+they held (:data:`LEGACY_GLOBALS`: numpy arrays, dtypes and scalars, torch's version string), so nothing in any
+file ever runs — a crafted file is refused by ``upgrade`` too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ FORMAT_NAME = "glassworld-checkpoint"
 FORMAT_VERSION = 2  # 2: plain types only (weights_only-loadable); 1: could hold any pickled object
 REQUIRED = ("model", "model_config", "state_dict", "step")
 _NUMPY_TAG = "__numpy__"  # {"__numpy__": dtype str, "data": tensor}: a numpy array or scalar in a safe file
+
+
+def _legacy_globals() -> list[Any]:
+    """What format-1 files held beyond plain data: numpy RNG states and scalars, and ``torch.__version__``."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    dtype_classes = [type(np.dtype(c)) for c in "?bhilqBHILQefd"]  # numpy >= 1.25 pickles dtypes by class
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, torch.torch_version.TorchVersion,
+            *dtype_classes]
 
 
 class UnsafeCheckpointError(DatasetError):
@@ -109,27 +122,26 @@ def _unsafe_globals(path: Path) -> list[str]:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
-                    trust: bool = False) -> dict[str, Any]:
+                    legacy: bool = False) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`, with one clear error for anything else.
 
-    Loads with ``weights_only=True``: nothing in the file can run. ``trust=True`` (only ``glassworld upgrade
-    --trust`` passes it) also reads files that need arbitrary Python objects — never use it on a file you did not
-    make yourself.
+    Loads with ``weights_only=True``: nothing in the file can run. ``legacy=True`` (``glassworld upgrade``) also
+    admits the types of :func:`_legacy_globals`, which build data and call nothing else.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"checkpoint {path} does not exist; train one with `glassworld train ...`")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=not trust)
+        with torch.serialization.safe_globals(_legacy_globals() if legacy else []):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         needs = _unsafe_globals(path)
-        if needs or "weights_only" in str(e).lower() or "Unsupported global" in str(e):
-            raise UnsafeCheckpointError(
-                f"checkpoint {path} holds Python objects beyond plain data ({', '.join(needs) or 'see torch'}), "
-                "which could run code when loaded, so glassworld refuses it. If you made this file yourself (an "
-                f"older glassworld wrote it), re-save it safely with `glassworld upgrade {path} --trust`; never do "
-                "that for a file from someone you do not trust") from None
-        raise DatasetError(f"checkpoint {path} is unreadable (UnpicklingError: {e})") from None
+        fix = ("It is not a file glassworld wrote: do not load it." if legacy else
+               f"If an older glassworld wrote it, `glassworld upgrade {path}` re-saves it safely (and refuses a "
+               "file that holds anything else).")
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} holds Python objects beyond plain data ({', '.join(needs) or e}), which could run "
+            f"code when loaded, so glassworld refuses it. {fix}") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a broken file
         raise DatasetError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_NAME:
@@ -139,23 +151,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return from_plain(ckpt)
 
 
-def upgrade_checkpoint(src: str | Path, dst: str | Path | None = None, *, trust: bool = False) -> Path:
-    """Re-save a checkpoint in the safe format (in place when ``dst`` is None); returns the path written.
+def upgrade_checkpoint(src: str | Path, dst: str | Path | None = None) -> Path:
+    """Re-save a checkpoint of any glassworld version in the safe format (in place when ``dst`` is None).
 
-    A file that already loads safely is rewritten without ``trust``. One that needs arbitrary objects is read only
-    with ``trust=True`` — the caller's statement that they made the file — and then every value must still reduce
-    to plain data, or nothing is written.
+    Returns the path written. The source is read with ``load_checkpoint(legacy=True)``: nothing in it runs, and a
+    file holding anything beyond what older glassworld versions wrote is refused (nothing is written).
     """
     src = Path(src)
-    try:
-        ckpt = load_checkpoint(src)
-    except UnsafeCheckpointError:
-        if not trust:
-            raise
-        ckpt = load_checkpoint(src, trust=True)
+    ckpt = load_checkpoint(src, legacy=True)
     ckpt.pop("format", None)
     ckpt.pop("version", None)
-    try:
-        return save_checkpoint(Path(dst) if dst is not None else src, ckpt)
-    except TypeError as e:
-        raise DatasetError(f"cannot re-save {src} safely: {e}") from None
+    return save_checkpoint(Path(dst) if dst is not None else src, ckpt)

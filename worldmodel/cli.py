@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("worldmodel.bench", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),
     "play": ("agents.play", "play a dream with the keyboard: `play GlassTennis-v0 | checkpoint=PATH [--headless ...]`"),
     "agent": ("agents.train", "train an SB3 agent in a dream: `agent env=ID checkpoint=PATH algo=ppo n_envs=N ...`"),
-    "upgrade": ("worldmodel.upgrade", "re-save your own older checkpoints in the safe format: `upgrade PATH --trust`"),
+    "upgrade": ("worldmodel.upgrade", "re-save older checkpoints in the safe format: `upgrade PATH`"),
     "agent-eval": ("agents.evaluate", "play a policy in the dream and the real game: "
                                       "`agent-eval policy=PATH|planner|random env=ID real=true episodes=N`"),
 }

@@ -2,12 +2,11 @@
 
 Usage::
 
-    glassworld upgrade runs/tennis/checkpoint.pt            # already safe: rewritten as format version 2
-    glassworld upgrade old.pt --trust                        # an older file that pickled Python objects
-    glassworld upgrade old.pt --out new.pt --trust           # write a copy, leave old.pt as it is
+    glassworld upgrade runs/tennis/checkpoint.pt      # rewritten in place as format version 2
+    glassworld upgrade old.pt --out new.pt             # write a copy, leave old.pt as it is
 
-``--trust`` is the one place glassworld unpickles arbitrary objects: it states that you made the file. Never pass
-it for a file someone handed you (see docs/security.md).
+Older files pickled a few numpy and torch objects; upgrade reads them with ``torch.load(weights_only=True)``
+admitting only those types, so nothing in any file runs and a crafted file is refused (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,14 +22,11 @@ from .data.format import DatasetError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="glassworld upgrade", description="Re-save checkpoints in the safe format (loads without running code).",
-        epilog="examples:\n  glassworld upgrade runs/tennis/checkpoint.pt --trust\n"
-               "  glassworld upgrade old.pt --out new.pt --trust\n\n"
-               "--trust only for files you made yourself: reading an unsafe file can run code.",
+        epilog="examples:\n  glassworld upgrade runs/tennis/checkpoint.pt\n  glassworld upgrade old.pt --out new.pt\n\n"
+               "Nothing in the file runs: older files are read admitting only the numpy/torch types they held.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", type=Path, help="checkpoint files (.pt)")
     p.add_argument("--out", type=Path, default=None, help="write here instead of in place (one input only)")
-    p.add_argument("--trust", action="store_true",
-                   help="also read files that hold pickled Python objects (you made them; they can run code)")
     return p
 
 
@@ -42,8 +38,8 @@ def cli_main(argv: list[str]) -> int:
     failed = 0
     for path in args.paths:
         try:
-            written = upgrade_checkpoint(path, args.out, trust=args.trust)
-        except DatasetError as e:  # also UnsafeCheckpointError (no --trust)
+            written = upgrade_checkpoint(path, args.out)
+        except DatasetError as e:  # also UnsafeCheckpointError: not a file glassworld wrote
             print(f"glassworld upgrade: {e}", file=sys.stderr)
             failed += 1
             continue
