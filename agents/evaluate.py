@@ -199,10 +199,10 @@ def make_real_env(cfg: EvalAgentConfig, dream: Any, num_envs: int, autoreset_mod
                           "game": cfg.game, "observation": dream.config.observation}
     if action_map is not None:
         real = RealGameVectorEnv.for_model(model, num_envs, action_map=np.asarray(action_map, dtype=np.int64), **kw)
-        return real, {"source": "given", "table": real.core.action_map.tolist()}
+        return real, {"source": "given", "table": real.action_map.tolist()}
     real = RealGameVectorEnv.for_model(model, num_envs, **kw)
     if cfg.action_map == "heuristic":
-        return real, {"source": "heuristic", "table": real.core.action_map.tolist()}
+        return real, {"source": "heuristic", "table": real.action_map.tolist()}
     m = cfg.mapping
     collector = RealGameVectorEnv.for_model(model, num_envs, **kw)
     try:
@@ -210,7 +210,7 @@ def make_real_env(cfg: EvalAgentConfig, dream: Any, num_envs: int, autoreset_mod
                                         MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
     finally:
         collector.close()
-    real.core.set_action_map(amap.table)
+    real.set_action_map(amap.table)
     for line in amap.describe(*dream.action_meanings):
         log.debug("action map: %s", line)
     return real, amap.to_dict()

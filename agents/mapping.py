@@ -102,25 +102,22 @@ def collect_transitions(env: RealGameVectorEnv, cfg: MappingConfig) -> tuple[np.
         frames (N, steps + 1, H, W, 3) uint8 and joystick (N, steps) ALE ids, action t producing frame t + 1.
         Episodes that end are restarted in place (rare at these lengths); the clips spanning them are kept.
     """
-    core, rng = env.core, np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
     env.reset(seed=cfg.seed)
-    n = core.num_envs
-    legal = np.asarray(core.legal)
-    frames = np.zeros((n, cfg.steps + 1, core.height, core.width, 3), dtype=np.uint8)
+    n = env.num_envs
+    legal = np.asarray(env.legal)
+    height, width = env.single_observation_space.shape[:2]
+    frames = np.zeros((n, cfg.steps + 1, height, width, 3), dtype=np.uint8)
     joystick = np.zeros((n, cfg.steps), dtype=np.int64)
-    frames[:, 0] = core.frames.cpu().numpy()
+    frames[:, 0] = env.frames.cpu().numpy()
     current = rng.choice(legal, size=n)
     hold = rng.integers(1, cfg.max_hold + 1, size=n)
     for t in range(cfg.steps):
         expired = hold <= 0
         current = np.where(expired, rng.choice(legal, size=n), current)
         hold = np.where(expired, rng.integers(1, cfg.max_hold + 1, size=n), hold) - 1
-        _, terminated = core.step_joystick(current)
+        frames[:, t + 1], _ = env.play_joystick(current, rng)
         joystick[:, t] = current
-        frames[:, t + 1] = core.frames.cpu().numpy()
-        done = terminated.cpu().numpy()
-        if done.any():
-            core.reset(rng, torch.as_tensor(np.flatnonzero(done), device=core.device))
     return frames, joystick
 
 
@@ -140,7 +137,7 @@ def learn_action_map(model: WorldModel, env: RealGameVectorEnv, cfg: MappingConf
         shifts, code = model.infer_actions(video)  # (B, L-1, 2), (B, L-1)
         shift_idx.append(snap_shifts(shifts, model.shift_grid).cpu().numpy())
         codes.append(code.cpu().numpy())
-    fallback = heuristic_action_map(list(model.shift_names), int(model.num_codes), list(env.core.legal))
+    fallback = heuristic_action_map(list(model.shift_names), int(model.num_codes), env.legal)
     amap = vote_action_map(np.concatenate(shift_idx).ravel(), np.concatenate(codes).ravel(), labels.ravel(),
                            fallback)
     log.info("learned action map from %d real transitions: agreement %.1f%%", amap.transitions,

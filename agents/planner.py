@@ -7,9 +7,11 @@ own task (the same reward the env pays), refits per-step categorical distributio
 imagined. It is re-planned every step (model-predictive control).
 
 It is usable wherever a policy is: ``planner.predict(obs, state=None, episode_start=None, deterministic=True)
--> (actions, None)`` like SB3. It reads the bound env's task state (the target is part of the task, not of
-the pixels it could parse) and, in the dream, the env's exact world-model state; in the real game it starts
-the model from the real frame.
+-> (actions, None)`` like SB3. It reads the bound env through the agent interface of
+:class:`envs.vector.CoreEdge` (never ``.core``): the task state (the target is part of the task, not of the pixels
+it could parse) and, in the dream, the env's exact world-model state; in the real game it starts the model from
+the real frame. Its imagined step is the dream env's own step (:class:`envs.dream.DreamStep`: the same model call
+at the env's precision, the same agent locator and reward), so a plan scores what the env would pay.
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.tasks import TaskState, mask_centroid
-from envs.vector import take_rows
+from envs.dream import DreamStep
+from envs.tasks import TaskState
+from envs.vector import CoreEdge, take_rows
 from worldmodel.api import State, WorldModel
+
+
+def _agent_interface(env: Any, who: str) -> Any:
+    """The unwrapped glassworld env (its agent interface, :class:`envs.vector.CoreEdge`), or one clear TypeError."""
+    u = getattr(env, "unwrapped", env)
+    if not isinstance(u, CoreEdge):
+        raise TypeError(f"{who} needs a glassworld env (dream or real; envs.vector.CoreEdge), got {type(env).__name__}")
+    return u
 
 
 @dataclass
@@ -42,20 +53,24 @@ class CEMPlanner:
     """See the module docstring.
 
     Args:
-        env: a glassworld env (single or vector, dream or real): needs ``.core`` with ``task``,
-            ``task_state`` and ``frames``; ``model_state`` is used when it belongs to ``model``.
+        env: a glassworld env (single or vector, dream or real) with the agent interface of
+            :class:`envs.vector.CoreEdge` (``task``, ``task_state``, ``frames``, ``model_state``, ``dream_step``).
         model: the world model to imagine with; default the env's own (dream envs).
         cfg: :class:`PlannerConfig`.
+        precision: the imagination's precision when the env has no dream step of ``model`` (the real game);
+            otherwise the env's own is used.
     """
 
-    def __init__(self, env: Any, model: WorldModel | None = None, cfg: PlannerConfig | None = None) -> None:
-        self.env = getattr(env, "unwrapped", env)
-        core = getattr(self.env, "core", None)
-        if core is None:
-            raise TypeError(f"the planner needs a glassworld env (with .core), got {type(env).__name__}")
-        self.model = model if model is not None else getattr(self.env, "model", None)
+    def __init__(self, env: Any, model: WorldModel | None = None, cfg: PlannerConfig | None = None,
+                 precision: str = "float32") -> None:
+        self.env = _agent_interface(env, "the planner")
+        own = self.env.dream_step
+        self.model = model if model is not None else getattr(own, "model", None)
         if self.model is None:
             raise ValueError("this env has no world model of its own (the real game): pass model=")
+        # the env's own transition when it dreams with this model; else the same step class over ``model``
+        self.step_fn: DreamStep = (own if own is not None and own.model is self.model
+                                   else DreamStep(self.model, self.env.task, precision))
         self.cfg = cfg or PlannerConfig()
         if not 1 <= self.cfg.elites <= self.cfg.population or self.cfg.horizon < 1 or self.cfg.iterations < 1:
             raise ValueError(f"bad planner config {self.cfg}: need 1 <= elites <= population, horizon, iterations >= 1")
@@ -76,12 +91,11 @@ class CEMPlanner:
 
     # -- planning --------------------------------------------------------------------------------------------
     def _start_state(self) -> State:
-        core = self.env.core
-        own = getattr(core, "model", None) is self.model and getattr(core, "model_state", None)
+        own = self.env.dream_step is self.step_fn and self.env.model_state
         if own:
-            return {k: v.to(self.device) for k, v in core.model_state.items()}
-        frames = core.frames.to(self.device).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
-        return self.model.start(frames)
+            return {k: v.to(self.device) for k, v in self.env.model_state.items()}
+        frames = self.env.frames.to(self.device).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
+        return self.step_fn.call(self.model.start, frames)
 
     @torch.no_grad()
     def imagine(self, state: State, task_state: TaskState, shifts: torch.Tensor, codes: torch.Tensor
@@ -94,15 +108,13 @@ class CEMPlanner:
         Returns:
             (B,) float returns (rewards after the task terminates are not counted).
         """
-        task = self.env.core.task
         b, horizon = shifts.shape
         total = torch.zeros(b, device=self.device)
         alive = torch.ones(b, dtype=torch.bool, device=self.device)
         ts = dict(task_state)
         for t in range(horizon):
-            _, mask, state = self.model.step(state, shifts[:, t], codes[:, t], generator=self.generator)
-            pos, visible = mask_centroid(mask)
-            r, term, ts = task.step(ts, pos, visible)
+            action = torch.stack([shifts[:, t], codes[:, t]], dim=1)  # (B, 2)
+            _, _, state, r, term, ts = self.step_fn(state, ts, action, self.generator)
             total += (self.cfg.discount ** t) * r * alive
             alive &= ~term
         return total
@@ -112,7 +124,7 @@ class CEMPlanner:
         """(N, 2) int64 actions for the bound env's N current episodes."""
         c = self.cfg
         state0 = self._start_state()
-        ts0 = {k: v.to(self.device) for k, v in self.env.core.task_state.items()}
+        ts0 = {k: v.to(self.device) for k, v in self.env.task_state.items()}
         n = next(iter(ts0.values())).shape[0]
         rep = torch.arange(n, device=self.device).repeat_interleave(c.population)  # (N*P,)
         state, ts = take_rows(state0, rep), take_rows(ts0, rep)
@@ -178,9 +190,7 @@ class GreedyPolicy:
     """
 
     def __init__(self, env: Any, model: WorldModel, code: int = 0) -> None:
-        self.env = getattr(env, "unwrapped", env)
-        if getattr(self.env, "core", None) is None:
-            raise TypeError(f"the greedy policy needs a glassworld env (with .core), got {type(env).__name__}")
+        self.env = _agent_interface(env, "the greedy policy")
         grid = model.shift_grid.float().cpu()  # (S, 2) px
         self.directions = grid / torch.linalg.vector_norm(grid, dim=1, keepdim=True).clamp_min(1e-6)  # (S, 2)
         self.still = int(torch.argmin(torch.linalg.vector_norm(grid, dim=1)))  # the "none" row
@@ -190,7 +200,7 @@ class GreedyPolicy:
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
-        ts = self.env.core.task_state
+        ts = self.env.task_state
         d = (ts["target"] - ts["pos"]).float().cpu()  # (N, 2)
         shift = (d @ self.directions.T).argmax(dim=1)  # (N,) best-aligned direction
         shift[torch.linalg.vector_norm(d, dim=1) < 0.5] = self.still

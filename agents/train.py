@@ -181,7 +181,7 @@ def check_checkpoint(cfg: AgentConfig) -> None:
 
 
 def _sb3_device(device: str) -> str:
-    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    from worldmodel.device import resolve_device; return str(resolve_device(device))  # noqa: E702 - one device rule
 
 
 def make_sb3_env(cfg: AgentConfig, num_envs: int, world: str = "dream"):

@@ -159,7 +159,7 @@ def record_dream(venv: Any, policy: Any, path: str | Path, cfg: VideoConfig, nam
 def _sync_reset(dream: Any, real: Any, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Reset the real game, then start the dream from its screen and target; both observations (1, H, W, 3)."""
     real_obs, _ = real.reset(seed=seed)
-    frame = real.core.frames[0].cpu().numpy()  # (H, W, 3) uint8, the screen without the target marker
+    frame = real.frames[0].cpu().numpy()  # (H, W, 3) uint8, the screen without the target marker
     target = real.task_state["target"][0].cpu().numpy()  # (2,) px
     dream_obs, _ = dream.reset(seed=seed, options={"frame": frame, "target": target})
     return dream_obs, real_obs

@@ -12,8 +12,11 @@ The single env is the core with N = 1, so the two agree step for step (tests che
 from __future__ import annotations
 
 
+import copy
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +28,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from worldmodel.api import State, WorldModel
+from worldmodel.device import resolve_device
 from worldmodel.precision import autocast, check_precision
 
 from .render import PygameWindow
-from .tasks import Task, TaskState, check_observation_mode, mask_centroid, mask_image, task_for_model
-from .vector import RENDER_FPS, TaskVectorEnv, check_actions, infos_to_numpy, put_rows, take_rows
+from .tasks import Task, TaskState, check_observation_mode, locate_agent, mask_image, task_for_model
+from .vector import (RENDER_FPS, CoreEdge, TaskVectorEnv, check_actions, default_render_scale, infos_to_numpy,
+                     put_rows, take_rows)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,11 @@ class DreamConfig:
 # ------------------------------------------------------------------------------------------------
 # model loading and frame conversion
 # ------------------------------------------------------------------------------------------------
-_MODEL_CACHE: dict[tuple[str, float, str], WorldModel] = {}
+# Loaded models by (sha256 of the file's bytes, device): a pristine copy that is never handed out. Each env gets
+# its own deep copy (:func:`load_model`), so an env (or a user of ``env.unwrapped.model``) that changes its model
+# cannot change another env's. Bounded: the least recently used entry goes first.
+_MODEL_CACHE: OrderedDict[tuple[str, str], WorldModel] = OrderedDict()
+MODEL_CACHE_SIZE = 4  # distinct (file content, device) pairs kept; a shipped world is 1.5-6.5 MB
 
 
 def _as_float32(x: Any) -> Any:
@@ -63,16 +72,21 @@ def _as_float32(x: Any) -> Any:
     return x
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> cuda when available else cpu; anything else is passed to :class:`torch.device`."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_model(checkpoint: str | os.PathLike | None, model: WorldModel | None, device: str | torch.device,
                env_id: str = "GlassWorld-v0") -> WorldModel:
-    """The world model of an env: ``model`` when given, else the checkpoint (loaded once per file and device)."""
+    """The world model of an env: ``model`` when given (used as is, shared with the caller), else the checkpoint.
+
+    A checkpoint is read once per content and device (:data:`_MODEL_CACHE`, keyed by the file's sha256, so an
+    edited file is reloaded and a renamed copy is not); every call returns a fresh deep copy of the cached model.
+    """
     if model is not None:
         if not isinstance(model, WorldModel):
             raise TypeError(f"model must implement worldmodel.api.WorldModel, got {type(model).__name__}")
@@ -85,13 +99,16 @@ def load_model(checkpoint: str | os.PathLike | None, model: WorldModel | None, d
         raise FileNotFoundError(f"{env_id}: checkpoint {path} does not exist; pass checkpoint=PATH of a model "
                                 "trained with `glassworld train ...`")
     dev = resolve_device(device)
-    key = (str(path), path.stat().st_mtime, str(dev))
+    key = (_file_hash(path), str(dev))
     if key not in _MODEL_CACHE:
         from worldmodel.models import load_world_model
 
         log.info("loading world model %s on %s", path, dev)
         _MODEL_CACHE[key] = load_world_model(path, dev)
-    return _MODEL_CACHE[key]
+        while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+    _MODEL_CACHE.move_to_end(key)
+    return copy.deepcopy(_MODEL_CACHE[key])
 
 
 def to_uint8_hwc(frames: torch.Tensor) -> torch.Tensor:
@@ -102,8 +119,49 @@ def to_uint8_hwc(frames: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------
-# the batched core
+# the dream's transition and the batched core
 # ------------------------------------------------------------------------------------------------
+class DreamStep:
+    """One dream transition as a pure function of batched states: the step every dream env takes and the step the
+    planner (:class:`agents.planner.CEMPlanner`) imagines with, so both see the same model call at the same
+    precision, the same agent locator (:func:`worldmodel.metrics.locate_agent`) and the same reward.
+
+    Args:
+        model: the world model; task: the task that scores the transition.
+        precision: "float32" | "bfloat16" (the model runs under autocast; its outputs come back as float32).
+    """
+
+    def __init__(self, model: WorldModel, task: Task, precision: str = "float32") -> None:
+        check_precision(precision)
+        self.model, self.task, self.precision = model, task, precision
+        self.device = torch.device(model.device)
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; with ``precision="bfloat16"`` under bfloat16 autocast, its outputs turned back
+        to float32 (the env's state and frames stay float32)."""
+        if self.precision == "float32":
+            return fn(*args, **kwargs)
+        with autocast(self.device, self.precision):
+            return _as_float32(fn(*args, **kwargs))
+
+    @torch.no_grad()
+    def __call__(self, state: State, task_state: TaskState, action: torch.Tensor,
+                 generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, State, torch.Tensor, torch.Tensor, TaskState]:
+        """Advance B episodes by one frame.
+
+        Args:
+            state, task_state: (B, ...) world-model and task states; action: (B, 2) long (shift, code).
+        Returns:
+            frame (B, 3, H, W) float (unclamped), mask (B, 1, H, W), next state, reward (B,) float32,
+            terminated (B,) bool, next task state.
+        """
+        frame, mask, state = self.call(self.model.step, state, action[:, 0], action[:, 1], generator=generator)
+        pos, visible = locate_agent(mask)
+        reward, terminated, task_state = self.task.step(task_state, pos, visible)
+        return frame, mask, state, reward, terminated, task_state
+
+
 class DreamCore:
     """N dream episodes as tensors on the model's device.
 
@@ -121,7 +179,7 @@ class DreamCore:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         check_observation_mode(observation)
         self.observation_mode = observation
-        check_precision(precision)
+        self.transition = DreamStep(model, task, precision)
         self.model, self.task, self.num_envs = model, task, int(num_envs)
         self.device = torch.device(model.device)
         self.precision = precision
@@ -136,12 +194,8 @@ class DreamCore:
         self.is_success = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)``; with ``precision="bfloat16"`` under bfloat16 autocast, its outputs turned back
-        to float32 (the env's state and frames stay float32)."""
-        if self.precision == "float32":
-            return fn(*args, **kwargs)
-        with autocast(self.device, self.precision):
-            return _as_float32(fn(*args, **kwargs))
+        """``fn`` at the env's precision (:meth:`DreamStep.call`)."""
+        return self.transition.call(fn, *args, **kwargs)
 
     # -- seeding and start frames ----------------------------------------------------------------
     def seed(self, rng: np.random.Generator) -> None:
@@ -184,7 +238,7 @@ class DreamCore:
             mask = torch.zeros(frames.shape[0], 1, self.height, self.width, device=self.device)
         else:
             mask = segment(frames[:, None].float() / 255.0)[:, 0].float()  # (k, 1, H, W)
-        pos, visible = mask_centroid(mask)
+        pos, visible = locate_agent(mask)
         return mask, pos, visible
 
     # -- reset and step --------------------------------------------------------------------------
@@ -244,10 +298,8 @@ class DreamCore:
         else:
             state, ts = take_rows(self.model_state, rows), take_rows(self.task_state, rows)
             act = action.index_select(0, rows)
-        frame, mask, state = self._call(self.model.step, state, act[:, 0], act[:, 1], generator=self.generator)
+        frame, mask, state, r, term, ts = self.transition(state, ts, act, self.generator)
         self.last_model_frames = frame  # (k, 3, H, W) float, unclamped (for diagnostics)
-        pos, visible = mask_centroid(mask)
-        r, term, ts = self.task.step(ts, pos, visible)
         success = self.task.success(ts, term)
         frame_u8 = to_uint8_hwc(frame)
         if rows is None:
@@ -297,7 +349,7 @@ def _spaces(model: WorldModel) -> tuple[spaces.Box, spaces.MultiDiscrete, np.nda
 # ------------------------------------------------------------------------------------------------
 # single env
 # ------------------------------------------------------------------------------------------------
-class GlassWorldEnv(gym.Env):
+class GlassWorldEnv(CoreEdge, gym.Env):
     """## Description
 
     A game dreamed by a world model learned from unlabelled video (GLASS or the keypoint model): each step the
@@ -357,7 +409,7 @@ class GlassWorldEnv(gym.Env):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model: WorldModel | None = None,
                  task: str = "reach", task_kwargs: dict[str, Any] | None = None, device: str = "cpu",
-                 render_mode: str | None = None, render_scale: int = 4, precision: str = "float32",
+                 render_mode: str | None = None, render_scale: int | None = None, precision: str = "float32",
                  observation: str = "rgb") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -368,19 +420,11 @@ class GlassWorldEnv(gym.Env):
         self.task = task_for_model(task, self.model, task_kwargs)
         self.observation_space, self.action_space, self._nvec = _spaces(self.model)
         self.action_meanings = _action_meanings(self.model)
-        self.render_mode, self.render_scale = render_mode, int(render_scale)
+        self.render_mode = render_mode
+        self.render_scale = default_render_scale(1) if render_scale is None else int(render_scale)
         self.core = DreamCore(self.model, self.task, 1, precision, observation)
         self._obs: np.ndarray | None = None
         self._window: PygameWindow | None = None
-        self._seeded = False
-
-    @property
-    def model_state(self) -> State:
-        return self.core.model_state
-
-    @property
-    def task_state(self) -> TaskState:
-        return self.core.task_state
 
     def _info(self, terminated: torch.Tensor | None = None) -> dict[str, Any]:
         info = infos_to_numpy(self.core.info_tensors())
@@ -394,10 +438,7 @@ class GlassWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None or not self._seeded:
-            self.core.seed(self.np_random)
-            self._seeded = True
-        self.core.reset(self.np_random, None, options)
+        self._start_all(seed, options)  # the vector env's own reset (envs.vector.CoreEdge)
         self._obs = self.core.observation()[0].cpu().numpy()
         info = self._info()
         if self.render_mode == "human":
@@ -448,7 +489,7 @@ class GlassWorldVectorEnv(TaskVectorEnv):
     def __init__(self, num_envs: int = 1, checkpoint: str | os.PathLike | None = None, *,
                  model: WorldModel | None = None, task: str = "reach", task_kwargs: dict[str, Any] | None = None,
                  device: str = "cpu", render_mode: str | None = None, max_episode_steps: int | None = None,
-                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int = 2,
+                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int | None = None,
                  precision: str = "float32", observation: str = "rgb") -> None:
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
@@ -458,7 +499,3 @@ class GlassWorldVectorEnv(TaskVectorEnv):
         obs_space, act_space, _ = _spaces(self.model)
         self._setup(core, obs_space, act_space, _action_meanings(self.model), max_episode_steps, autoreset_mode,
                     render_mode, render_scale, f"GlassWorld x{num_envs}")
-
-    @property
-    def model_state(self) -> State:
-        return self.core.model_state

@@ -273,7 +273,7 @@ class RealGameVectorEnv(TaskVectorEnv):
                  cfg: RealGameConfig | None = None, action_map: np.ndarray | None = None, task: str = "reach",
                  task_kwargs: dict[str, Any] | None = None, max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_mode: str | None = None,
-                 render_scale: int = 2, device: str | torch.device = "cpu",
+                 render_scale: int | None = None, device: str | torch.device = "cpu",
                  places: tuple[torch.Tensor, torch.Tensor] | None = None, observation: str = "rgb",
                  segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         cfg = cfg or RealGameConfig()
@@ -302,6 +302,34 @@ class RealGameVectorEnv(TaskVectorEnv):
         if kwargs.get("observation", "rgb") == "mask" and hasattr(model, "segment"):
             kwargs.setdefault("segmenter", lambda frames: model.segment(frames.to(model.device)[:, None])[:, 0])
         return cls(num_envs, model.height, model.width, list(model.shift_names), codes, cfg, action_map, **kwargs)
+
+    # -- the real game's part of the agent interface (besides envs.vector.CoreEdge's) -------------------
+    @property
+    def legal(self) -> list[int]:
+        """The game's minimal ALE action set (joystick ids)."""
+        return list(self.core.legal)
+
+    @property
+    def action_map(self) -> np.ndarray:
+        """(n_shifts, K) int64 ALE joystick id of each (shift, code) action."""
+        return self.core.action_map
+
+    def set_action_map(self, action_map: np.ndarray) -> None:
+        """Replace the (shift, code) -> joystick map ((n_shifts, K) legal ALE ids; one clear error otherwise)."""
+        self.core.set_action_map(action_map)
+
+    def play_joystick(self, joystick: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Step every emulator with raw ALE ids ``joystick`` (N,), bypassing the action map (for learning it).
+
+        Finished episodes restart at once with start noise from ``rng``; no time limit, no autoreset bookkeeping
+        (call :meth:`reset` before the next ordinary :meth:`step`).
+        Returns: the frames the step produced (N, H, W, 3) uint8 (before any restart), terminated (N,) bool.
+        """
+        _, terminated = self.core.step_joystick(np.asarray(joystick))
+        frames, done = self.core.frames.cpu().numpy(), terminated.cpu().numpy()
+        if done.any():
+            self.core.reset(rng, torch.as_tensor(np.flatnonzero(done), device=self.device))
+        return frames, done
 
     def close_extras(self, **kwargs: Any) -> None:
         super().close_extras(**kwargs)

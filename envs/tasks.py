@@ -5,8 +5,9 @@ A task is stateless: everything it remembers about an episode lives in a :data:`
 environments by mask (:func:`worldmodel.api.select_state`), to clone episodes for planning (repeat the rows),
 and to share one task between the dream env, the real-game env and the planner.
 
-The agent's position is measured the same way everywhere: the centroid of the agent's foreground mask
-(the world model's own mask in the dream, RAM positions in the real game).
+The agent's position is measured the same way everywhere: :func:`worldmodel.metrics.locate_agent` on the agent's
+foreground mask (the world model's own mask in the dream; RAM positions in the real game). An empty mask and a mask
+flooding the frame locate nothing: the position stays the last known one and the step earns no distance reward.
 
 Tasks: ``reach`` (a target placed at reset, by default a place the agent really went to from near its start in
 the training recordings; reward = decrease of the distance to it; ends on arrival),
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodel.metrics import soft_mask_centroid as mask_centroid  # noqa: F401 - the envs' agent locator
+from worldmodel.metrics import locate_agent  # noqa: F401 - the one agent locator (re-exported for envs)
 
 TaskState = dict[str, torch.Tensor]  # every tensor has the env dimension first
 

@@ -24,6 +24,12 @@ from .tasks import Task, TaskState
 RENDER_FPS = 15
 
 
+def default_render_scale(num_envs: int) -> int:
+    """The window's default zoom: 4 for one env (a 96x128 frame becomes 384x512), 2 for a grid of several
+    (up to 4x4 tiles). The single env and the vector env with N = 1 use the same value."""
+    return 4 if num_envs == 1 else 2
+
+
 class BatchedCore(Protocol):
     """N episodes as tensors (see :class:`envs.dream.DreamCore` for the reference implementation)."""
 
@@ -60,12 +66,12 @@ def check_actions(action: Any, nvec: np.ndarray, batch: int | None) -> np.ndarra
     if arr.dtype.kind not in "iu":
         raise ValueError(f"action must be integers (shift index, code index), got dtype {arr.dtype}: "
                          f"{action!r}"[:300])
-    arr = arr.astype(np.int64, copy=False)
-    bad = (arr < 0) | (arr >= nvec)
+    # compare before casting: a uint64 above 2**63 would wrap to a negative int64 (and the message would lie)
+    bad = (arr >= nvec.astype(np.uint64)) if arr.dtype.kind == "u" else ((arr < 0) | (arr >= nvec))
     if bad.any():
         raise ValueError(f"action out of range: shift must be in [0, {nvec[0]}) and code in [0, {nvec[1]}), "
                          f"got {arr.tolist()}"[:300])
-    return arr
+    return arr.astype(np.int64, copy=False)
 
 
 def take_rows(state: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -107,7 +113,53 @@ def parse_autoreset(mode: str | AutoresetMode) -> AutoresetMode:
     return names[key]
 
 
-class TaskVectorEnv(VectorEnv):
+class CoreEdge:
+    """What the single env (:class:`envs.dream.GlassWorldEnv`) and :class:`TaskVectorEnv` share, written once:
+    seeding and starting every episode of their core, and the agent interface.
+
+    **The agent interface** (what agents, evaluation, the planner and the viewer read; never ``.core``), on the
+    unwrapped env, with N = 1 for the single env:
+
+    * ``task`` (:class:`envs.tasks.Task`) and ``task_state``: the task's state, (N, ...) tensors (``pos``,
+      ``target``, ``dist``, ``known``, ...) on the env's device;
+    * ``frames``: (N, H, W, 3) uint8, the last frames without the task marker (the real screen, or the dream);
+    * ``model_state``: the world model's state, (N, ...) tensors (the dream), None in the real game;
+    * ``dream_step``: the dream's transition (:class:`envs.dream.DreamStep`: model, task and precision), None in
+      the real game.
+
+    The host class provides ``core`` (a :class:`BatchedCore`) and ``np_random`` (Gymnasium's, reseeded by
+    ``super().reset(seed=seed)`` before :meth:`_start_all` is called).
+    """
+
+    core: BatchedCore
+    np_random: np.random.Generator
+    _seeded: bool = False
+
+    @property
+    def task_state(self) -> TaskState:
+        return self.core.task_state
+
+    @property
+    def frames(self) -> torch.Tensor:
+        return self.core.frames
+
+    @property
+    def model_state(self) -> dict[str, torch.Tensor] | None:
+        return getattr(self.core, "model_state", None)
+
+    @property
+    def dream_step(self) -> Any:
+        return getattr(self.core, "transition", None)
+
+    def _start_all(self, seed: int | None, options: dict[str, Any] | None) -> None:
+        """Seed the core's model noise from ``np_random`` (first reset, or a new seed) and start every episode."""
+        if seed is not None or not self._seeded:
+            self.core.seed(self.np_random)
+            self._seeded = True
+        self.core.reset(self.np_random, None, options)
+
+
+class TaskVectorEnv(CoreEdge, VectorEnv):
     """A Gymnasium vector env over a :class:`BatchedCore` with (shift, code) actions.
 
     Autoreset (``metadata["autoreset_mode"]``): ``"next_step"`` (Gymnasium's default: the step after an
@@ -115,8 +167,9 @@ class TaskVectorEnv(VectorEnv):
     ``"same_step"`` (the finished env restarts within the step; its last observation and info are in
     ``info["final_obs"]`` / ``info["final_info"]``, which is what SB3 needs, see :mod:`agents.sb3`).
     Finished envs are reset by index in one batched call (no Python loop over envs); truncation after
-    ``max_episode_steps`` happens here (wrappers cannot be applied to a vector entry point). Observations and
-    infos go to numpy once per step.
+    ``max_episode_steps`` happens here (wrappers cannot be applied to a vector entry point), with the rule of
+    Gymnasium's ``TimeLimit`` on the single env: ``truncated`` is True on the ``max_episode_steps``-th step even
+    when that step also terminates. Observations and infos go to numpy once per step.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS,
@@ -125,7 +178,7 @@ class TaskVectorEnv(VectorEnv):
     def _setup(self, core: BatchedCore, single_observation_space: spaces.Box,
                single_action_space: spaces.MultiDiscrete, action_meanings: tuple[list[str], list[str]],
                max_episode_steps: int | None, autoreset_mode: str | AutoresetMode, render_mode: str | None,
-               render_scale: int, title: str) -> None:
+               render_scale: int | None, title: str) -> None:
         mode = parse_autoreset(autoreset_mode)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -142,7 +195,8 @@ class TaskVectorEnv(VectorEnv):
         self.action_space = batch_space(single_action_space, self.num_envs)
         self.action_meanings = action_meanings
         self.max_episode_steps = max_episode_steps
-        self.render_mode, self.render_scale, self._title = render_mode, int(render_scale), title
+        scale = default_render_scale(self.num_envs) if render_scale is None else int(render_scale)
+        self.render_mode, self.render_scale, self._title = render_mode, scale, title
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._obs: np.ndarray | None = None
@@ -153,17 +207,10 @@ class TaskVectorEnv(VectorEnv):
     def device(self) -> torch.device:
         return self.core.device
 
-    @property
-    def task_state(self) -> TaskState:
-        return self.core.task_state
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)  # (re)seeds self.np_random when seed is given
-        if seed is not None or not self._seeded:
-            self.core.seed(self.np_random)
-            self._seeded = True
-        self.core.reset(self.np_random, None, options)
+        self._start_all(seed, options)
         self._elapsed[:] = 0
         self._autoreset[:] = False
         self._obs = self.core.observation().cpu().numpy()
@@ -194,8 +241,8 @@ class TaskVectorEnv(VectorEnv):
         info = infos_to_numpy(info_t)  # one transfer for all per-env scalars
         reward_np, term_np = info.pop("reward").astype(np.float32), info.pop("terminated")
         trunc_np = np.zeros(self.num_envs, dtype=bool)
-        if self.max_episode_steps is not None:
-            trunc_np = (self._elapsed >= self.max_episode_steps) & ~term_np
+        if self.max_episode_steps is not None:  # as Gymnasium's TimeLimit: True on the last step, terminal or not
+            trunc_np = self._elapsed >= self.max_episode_steps
         done = term_np | trunc_np
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             final_obs_np = core.observation().cpu().numpy()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from worldmodel.data.format import atomic_write_bytes
-from worldmodel.metrics import soft_mask_centroid
+from worldmodel.metrics import locate_agent
 from worldmodel.models import load_world_model
 
 
@@ -48,12 +48,12 @@ def check_controls(model, starts: int = 16, hold: int = 5, seed: int = 0) -> dic
     code_ids = torch.arange(n_code).repeat_interleave(n).repeat(n_shift)
     x = frames.repeat(n_shift * n_code, 1, 1, 1)
     start_mask = model.segment(frames[:, None].float() / 255.0)[:, 0].float().cpu()  # (n, 1, H, W)
-    p0, v0 = soft_mask_centroid(start_mask)  # (n, 2), (n,)
+    p0, v0 = locate_agent(start_mask)  # (n, 2), (n,)
     state = model.start(x)
     frame = mask = None
     for _ in range(hold):
         frame, mask, state = model.step(state, shift_ids.to(model.device), code_ids.to(model.device))
-    p1, v1 = soft_mask_centroid(mask.float().cpu())  # (R, 2), (R,)
+    p1, v1 = locate_agent(mask.float().cpu())  # (R, 2), (R,)
     p0r, v0r = p0.repeat(n_shift * n_code, 1), v0.repeat(n_shift * n_code)
     ok = (v0r & v1).view(n_shift, n_code, n)
     disp = (p1 - p0r).reshape(n_shift, n_code, n, 2)

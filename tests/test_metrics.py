@@ -153,10 +153,29 @@ def test_mask_centroid_of_known_square_and_missing() -> None:
     assert torch.isnan(M.mask_centroid(torch.zeros(3, 5, 5))).all()  # empty masks: no agent
     faint = torch.full((1, 5, 5), 0.4)  # below threshold: no agent
     assert torch.isnan(M.mask_centroid(faint)).all()
-    flood = torch.ones(1, 10, 10)  # covers the whole frame: locates nothing when max_area is set
-    assert M.mask_centroid(flood)[0].tolist() == pytest.approx([4.5, 4.5])
+    flood = torch.ones(1, 10, 10)  # covers the whole frame: locates nothing (by default: over half the frame)
+    assert torch.isnan(M.mask_centroid(flood)).all()
     assert torch.isnan(M.mask_centroid(flood, max_area=50)).all()
+    assert M.mask_centroid(flood, max_area=100)[0].tolist() == pytest.approx([4.5, 4.5])
     assert M.mask_centroid(m, min_area=2, max_area=40)[0, 0].tolist() == pytest.approx([14.5, 5.5])
+
+
+def test_locate_agent_is_the_rule_of_mask_centroid() -> None:
+    """One rule: locate_agent's (pos, found) and mask_centroid's NaN form agree on random soft masks."""
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(64, 1, 12, 16, generator=g) ** torch.linspace(0.2, 6.0, 64).view(64, 1, 1, 1)  # sparse..dense
+    pos, found = M.locate_agent(masks, threshold=0.5, min_area_px=3.0)
+    assert pos.shape == (64, 2) and found.shape == (64,) and found.dtype == torch.bool
+    assert 0 < found.sum() < 64  # both kinds occur: floods (dense masks) and agents
+    nan_form = M.mask_centroid(masks, threshold=0.5, min_area=3.0)  # (64, 1, 2)
+    assert torch.equal(torch.isfinite(nan_form[:, 0, 0]), found)
+    torch.testing.assert_close(nan_form[found, 0], pos[found])
+    on = masks[:, 0] > 0.5
+    assert torch.equal(found, (on.sum((1, 2)) >= 3) & (on.sum((1, 2)) <= M.MAX_MASK_FRAC * 12 * 16))
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        M.locate_agent(torch.zeros(2, 3, 4, 4))
+    b, t = M.locate_agent(torch.zeros(2, 5, 1, 4, 4))  # leading dims: (B, T, 1, H, W) -> (B, T, 2), (B, T)
+    assert b.shape == (2, 5, 2) and t.shape == (2, 5) and not t.any()
 
 
 def test_position_distances_horizons_and_miss_rate() -> None:

@@ -27,7 +27,7 @@ from torch import nn
 
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import SPLITS, DatasetError, load_video, read_manifest
-from .metrics import JUMP_FACTOR, jump_threshold, soft_mask_centroid
+from .metrics import JUMP_FACTOR, jump_threshold, locate_agent
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +184,9 @@ def recorded_places(root: str | Path, model: nn.Module | None = None, split: str
                     cfg: PlacesConfig | None = None) -> dict[str, Any] | None:
     """Pairs of agent positions from a dataset: where the agent was, and where it was some steps later.
 
-    Positions are the dataset's ground-truth ``pos`` when it has one; otherwise the centroid of ``model.segment``'s
-    agent mask on the frames (frames where the mask is empty are skipped). Pairs never span a jump (a move longer
+    Positions are the dataset's ground-truth ``pos`` when it has one; otherwise where
+    :func:`~worldmodel.metrics.locate_agent` finds the agent in ``model.segment``'s masks (frames where it finds
+    none are skipped). Pairs never span a jump (a move longer
     than ``cfg.jump_factor`` x the 95th percentile of moves: a new point, a change of ends, a respawn), so the later
     position is one the agent walked to. Returns None when there are no positions.
 
@@ -242,7 +243,7 @@ def _video_positions(root: Path, name: str, use_gt: bool, model: nn.Module | Non
     assert model is not None
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous().to(model.device)  # (T, 3, H, W) uint8
     mask = torch.cat([model.segment(chunk[:, None])[:, 0].float() for chunk in x.split(32)])  # (T, 1, H, W)
-    pos, visible = soft_mask_centroid(mask)
+    pos, visible = locate_agent(mask)
     out = pos.double().cpu().numpy()
     out[~visible.cpu().numpy()] = np.nan  # no agent found in that frame
     return out

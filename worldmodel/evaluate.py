@@ -124,13 +124,8 @@ class EvalConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (with a clear error)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DatasetError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
-    return dev
+    """:func:`worldmodel.device.resolve_device` (the one device rule)."""
+    from .device import resolve_device as resolve; return resolve(name)  # noqa: E702 - one rule, one helper
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ Metrics
 * :func:`shift_error`, :func:`angle_accuracy`: L2 error in px and the share of directions within 45 degrees.
 * :func:`nmi`, :func:`nmi_by_identity`, :func:`consistency`: NMI_G, NMI_S and CON = NMI_S - NMI_G.
 * :func:`psnr`, :func:`ssim`: per-image quality on [0, 1] images (SSIM with ``data_range = 1``; method.md 11.1).
-* :func:`mask_centroid`, :func:`position_distances`, :func:`errors_at_horizons`, :func:`miss_rate`: the
+* :func:`locate_agent` (the one agent locator; :func:`mask_centroid` is its NaN form),
+  :func:`position_distances`, :func:`errors_at_horizons`, :func:`miss_rate`: the
   detector-free ADD/MDR of method.md 14 (agent position in generated frames against ground truth).
 * :func:`gaussian_stats`, :func:`frechet_distance`, :func:`frechet_distance_from_features`: FID / FVD's
   distance between two Gaussians fitted to network features.
@@ -266,46 +267,56 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, kernel_size:
 # agent position (detector-free ADD / MDR, method.md 14)
 # ----------------------------------------------------------------------------------------------------------------
 
-def mask_centroid(mask: torch.Tensor, threshold: float = 0.5, min_area: float = 1.0,
-                  max_area: float = math.inf) -> torch.Tensor:
-    """Agent position from a mask: the centroid of the pixels above ``threshold``.
+#: a mask covering more than this share of the frame is a flood, not an agent (:func:`locate_agent`)
+MAX_MASK_FRAC = 0.5
+
+
+def locate_agent(mask: torch.Tensor, threshold: float = 0.5, min_area_px: float = 1.0,
+                 max_frac: float = MAX_MASK_FRAC) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the agent is in a mask: the one locator of glassworld (env rewards, the planner, evaluation, the
+    recorded reach places, health checks and the viewer all call it).
+
+    The rule: the agent's pixels are those with mask value > ``threshold``; its position is their centroid
+    (each counts 1). The agent is *found* when it has at least ``min_area_px`` pixels and at most ``max_frac``
+    of the frame: an empty (or faint) mask locates nothing, and so does a mask flooding the frame (else a model
+    that paints everything as agent would put the agent at the centre of the frame, and a reward on distance
+    could be farmed by it).
 
     Args:
-        mask: (..., H, W) mask in [0, 1] (a singleton channel (..., 1, H, W) is fine).
-        threshold: a pixel belongs to the agent when its mask value is > threshold.
-        min_area: fewer agent pixels than this means "no agent found": the position is NaN.
-        max_area: more agent pixels than this is no agent either (a mask flooding the frame locates nothing).
-    Returns:
-        (..., 2) float positions (x, y) in pixel-index coordinates (x = column, y = row); NaN where missing.
-        For (B, T, 1, H, W) input the output is (B, T, 1, 2).
-    """
-    on = (mask.float() > threshold).float()
-    pos, area = _weighted_centroid(on)  # (..., 2), (...)
-    missing = ((area < max(min_area, 1e-9)) | (area > max_area)).unsqueeze(-1)
-    return torch.where(missing, torch.full_like(pos, float("nan")), pos)
-
-
-def soft_mask_centroid(mask: torch.Tensor, min_area_px: float = 1.0,
-                       threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid of the confident part of soft masks: how environments locate the agent.
-
-    Pixels above ``threshold`` weigh their mask value; the rest weigh 0. Without the threshold a faint mask spread
-    over the frame (0.01 on 4,096 pixels is 41 pixels of weight) outweighs a 14-pixel Breakout paddle and pulls the
-    centroid to the middle of the frame.
-
-    Args:
-        mask: (N, 1, H, W) in [0, 1].
-        min_area_px: less total weight above the threshold than this counts as "agent not visible".
+        mask: (N, 1, H, W) in [0, 1] (soft or binary); any leading dims work: (..., 1, H, W).
         threshold: mask values at or below it are background.
+        min_area_px: fewer agent pixels than this: not found.
+        max_frac: more agent pixels than ``max_frac * H * W``: not found (1.0 turns flood rejection off).
     Returns:
-        pos (N, 2) float (x, y) in pixels (pixel centres at integer coordinates; undefined rows hold 0),
-        visible (N,) bool.
+        pos (N, 2) float32 (x, y) in pixel-index coordinates (pixel centres at integers: x = column, y = row);
+        rows not found hold 0. found (N,) bool. (For (..., 1, H, W) input: (..., 2) and (...).)
     """
-    assert mask.dim() == 4 and mask.shape[1] == 1, f"mask must be (N, 1, H, W), got {tuple(mask.shape)}"
-    m = mask[:, 0].float()  # (N, H, W)
-    pos, area = _weighted_centroid(torch.where(m > threshold, m, torch.zeros_like(m)))
-    visible = area >= min_area_px
-    return pos * visible[:, None], visible
+    if mask.dim() < 3 or mask.shape[-3] != 1:
+        raise ValueError(f"locate_agent: mask must be (N, 1, H, W) (any leading dims), got {tuple(mask.shape)}")
+    if not 0 < max_frac <= 1:
+        raise ValueError(f"locate_agent: max_frac must be in (0, 1], got {max_frac}")
+    h, w = mask.shape[-2:]
+    on = (mask[..., 0, :, :].float() > threshold).float()  # (..., H, W)
+    pos, area = _weighted_centroid(on)  # (..., 2), (...)
+    found = (area >= max(min_area_px, 1e-9)) & (area <= max_frac * h * w)
+    return pos * found[..., None], found
+
+
+def mask_centroid(mask: torch.Tensor, threshold: float = 0.5, min_area: float = 1.0,
+                  max_area: float | None = None) -> torch.Tensor:
+    """:func:`locate_agent` (the same rule) for metrics: NaN where no agent is found.
+
+    Args:
+        mask: (..., H, W) in [0, 1] (a singleton channel (..., 1, H, W) is kept as a dim).
+        threshold, min_area: as ``threshold`` / ``min_area_px`` of :func:`locate_agent`.
+        max_area: the flood limit in pixels; None = ``MAX_MASK_FRAC`` of the frame.
+    Returns:
+        (..., 2) float positions (x, y); NaN where missing. For (B, T, 1, H, W) input the output is (B, T, 1, 2).
+    """
+    h, w = mask.shape[-2:]
+    frac = MAX_MASK_FRAC if max_area is None else min(1.0, max(float(max_area), 0.0) / (h * w))
+    pos, found = locate_agent(mask.unsqueeze(-3), threshold, min_area, max(frac, 1e-12))
+    return torch.where(found[..., None], pos, torch.full_like(pos, float("nan")))
 
 
 def _weighted_centroid(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from square_world import SquareWorld, square_start_frame
 
 import envs
 from envs.dream import GlassWorldEnv, GlassWorldVectorEnv
-from envs.tasks import MARKER_COLOR, make_task, mask_centroid
+from envs.tasks import MARKER_COLOR, locate_agent, make_task
 
 
 def greedy_action(info: dict, model: SquareWorld) -> np.ndarray:
@@ -137,6 +137,19 @@ def test_bad_actions_raise_one_clear_error(square_model, bad, match):
         venv.step(np.array([bad, bad]) if np.ndim(bad) else bad)
 
 
+def test_out_of_range_uint64_action_message_shows_the_real_value(square_model):
+    env = GlassWorldEnv(model=square_model)
+    env.reset(seed=0)
+    huge = np.array([2**63, 0], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"out of range.*got \[9223372036854775808, 0\]"):
+        env.step(huge)
+    venv = GlassWorldVectorEnv(1, model=square_model)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"got \[\[18446744073709551615, 1\]\]"):
+        venv.step(np.array([[2**64 - 1, 1]], dtype=np.uint64))
+    env.step(np.array([8, 3], dtype=np.uint64))  # in range: accepted
+
+
 def test_step_before_reset_and_missing_checkpoint_are_clear(square_model, tmp_path):
     with pytest.raises(gym.error.ResetNeeded):
         GlassWorldEnv(model=square_model).step(np.array([0, 0]))
@@ -221,6 +234,57 @@ def test_vector_env_with_one_env_equals_single_env_across_autoreset(square_check
         np.testing.assert_allclose(info_v["position"][0], info_s["position"], atol=1e-5)
         np.testing.assert_allclose(info_v["target"][0], info_s["target"], atol=1e-5)
     assert resets >= 2
+
+
+def _assert_same_info(vector_info: dict, single_info: dict) -> None:
+    """Row 0 of a vector info equals a single env's info, key for key."""
+    keys = {k for k in vector_info if not k.startswith("_")}
+    assert keys == set(single_info)
+    for k in keys:
+        assert vector_info[f"_{k}"][0], k
+        np.testing.assert_allclose(np.asarray(vector_info[k][0], dtype=np.float64),
+                                   np.asarray(single_info[k], dtype=np.float64), atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("max_steps, radius", [(1, 1000.0), (4, 4.0)])
+def test_single_env_is_the_vector_env_with_one_env(square_checkpoint, max_steps, radius):
+    """All five outputs agree, across terminations on the time-limit step (max_episode_steps 1 and radius 1000:
+    every step arrives and hits the limit) and the autoresets after them (the single env is reset by hand when the vector env autoresets)."""
+    kw = dict(checkpoint=square_checkpoint, task="reach", task_kwargs={"radius": radius})
+    single = gym.make("GlassWorld-v0", max_episode_steps=max_steps, **kw)
+    vec = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point",
+                       max_episode_steps=max_steps, **kw)
+    assert vec.render_scale == single.unwrapped.render_scale
+    obs_s, info_s = single.reset(seed=4)
+    obs_v, info_v = vec.reset(seed=4)
+    np.testing.assert_array_equal(obs_v[0], obs_s)
+    _assert_same_info(info_v, info_s)
+    rng, done, both, resets = np.random.default_rng(0), False, 0, 0
+    for _ in range(12):
+        action = rng.integers(0, [9, 4])
+        obs_v, rew_v, term_v, trunc_v, info_v = vec.step(action[None])
+        if done:  # the vector env's next-step autoreset = the single env's reset
+            obs_s, info_s = single.reset()
+            rew_s, term_s, trunc_s = 0.0, False, False
+            resets += 1
+        else:
+            obs_s, rew_s, term_s, trunc_s, info_s = single.step(action)
+        both += bool(term_s and trunc_s)
+        done = term_s or trunc_s
+        np.testing.assert_array_equal(obs_v[0], obs_s)
+        assert rew_v[0] == pytest.approx(rew_s, abs=1e-6)
+        assert (bool(term_v[0]), bool(trunc_v[0])) == (term_s, trunc_s)
+        _assert_same_info(info_v, info_s)
+    assert resets >= 2
+    if max_steps == 1:
+        assert both >= 2  # terminated on the time-limit step: truncated too, in both (Gymnasium's TimeLimit)
+
+
+def test_render_scale_default_is_the_same_for_one_env(square_model):
+    single = GlassWorldEnv(model=square_model)
+    one = GlassWorldVectorEnv(1, model=square_model)
+    assert single.render_scale == one.render_scale == 4
+    assert GlassWorldVectorEnv(4, model=square_model).render_scale == 2  # a tiled grid
 
 
 def test_same_step_autoreset_returns_final_obs(square_model):
@@ -310,19 +374,49 @@ def test_every_available_id_passes_both_checkers(env_id, square_checkpoint):
 
 
 # ---------------------------------------------------------------------------------------------- tasks
-def test_mask_centroid_and_invisible_agent():
-    mask = torch.zeros(2, 1, 10, 12)
-    mask[0, 0, 2:4, 6:10] = 1.0
-    pos, visible = mask_centroid(mask)
-    assert pos[0].tolist() == pytest.approx([7.5, 2.5]) and visible.tolist() == [True, False]
-    faint = mask + 0.02  # a faint haze over the whole frame weighs more than the agent, but is not the agent
-    assert mask_centroid(faint)[0][0].tolist() == pytest.approx([7.5, 2.5])
-    assert not mask_centroid(torch.full((1, 1, 10, 12), 0.4))[1].item()  # no confident pixel: not visible
+def test_locate_agent_finds_squares_and_nothing_in_empty_faint_or_flooding_masks():
+    mask = torch.zeros(4, 1, 10, 12)
+    mask[0, 0, 2:4, 6:10] = 1.0  # an agent
+    mask[2] = 0.4  # a faint haze: no pixel above the threshold
+    mask[3] = 0.9  # floods the frame: no agent either (it used to be "at the centre")
+    pos, visible = locate_agent(mask)
+    assert pos.shape == (4, 2) and visible.shape == (4,)
+    assert pos[0].tolist() == pytest.approx([7.5, 2.5]) and visible.tolist() == [True, False, False, False]
+    assert pos[3].tolist() == [0.0, 0.0]
+    faint = mask[:1] + 0.02  # a faint haze over the whole frame weighs more than the agent, but is not the agent
+    assert locate_agent(faint)[0][0].tolist() == pytest.approx([7.5, 2.5])
+    assert locate_agent(mask[3:], max_frac=1.0)[1].item()  # flood rejection is a setting, on by default
+    half = torch.zeros(2, 1, 10, 12)
+    half[:, :, :5, :] = 1.0  # 60 of 120 pixels: exactly the flood limit (half the frame) still counts
+    half[1, 0, 5, 0] = 1.0  # one pixel more does not
+    assert locate_agent(half)[1].tolist() == [True, False]
+    pos, visible = locate_agent(mask[:2])
     task = make_task("reach", 10, 12, {"min_start_distance": 0.0})
     ts = task.init(pos, visible, np.random.default_rng(0), target=torch.tensor([[0.0, 0.0]]).expand(2, 2))
     r, term, ts2 = task.step(ts, torch.zeros(2, 2), torch.tensor([False, False]))
     assert r.tolist() == [0.0, 0.0]  # nothing seen: no reward, last known position kept
     assert ts2["pos"][0].tolist() == pytest.approx([7.5, 2.5])
+
+
+def test_a_flooding_mask_earns_no_reach_reward(square_model):
+    """A world whose agent mask floods the frame puts no agent anywhere: no reward, no arrival at a target in the
+    middle of the frame (where the flood's centroid lies), the last known position kept."""
+    step = square_model.step
+
+    def flooding_step(*args, **kwargs):
+        frame, mask, state = step(*args, **kwargs)
+        return frame, torch.ones_like(mask), state
+
+    square_model.step = flooding_step
+    env = GlassWorldEnv(model=square_model, task="reach", task_kwargs={"radius": 6.0})
+    centre = ((48 - 1) / 2, (40 - 1) / 2)  # where the flood's centroid is
+    _, info = env.reset(seed=0, options={"frame": square_start_frame(square_model, 8, 8), "target": centre})
+    start = np.array(info["position"])
+    assert info["position_known"] and np.linalg.norm(start - centre) > 10
+    for _ in range(3):
+        _, reward, term, _, info = env.step(np.array([0, 0]))
+        assert reward == 0.0 and not term and not info["is_success"]
+        np.testing.assert_allclose(info["position"], start)
 
 
 def test_targets_on_the_agents_row_for_sideways_agents(square_model):

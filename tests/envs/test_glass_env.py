@@ -44,7 +44,10 @@ def test_glass_vector_env_with_one_env_equals_single_env(world_checkpoint):
             obs_s, rew_s, term_s, trunc_s, info_s = single.step(a)
         done = term_s or trunc_s
         np.testing.assert_array_equal(obs_v[0], obs_s)
-        assert rew_v[0] == pytest.approx(rew_s, abs=1e-5) and trunc_v[0] == trunc_s
+        assert rew_v[0] == pytest.approx(rew_s, abs=1e-5)
+        assert (bool(term_v[0]), bool(trunc_v[0])) == (term_s, trunc_s)
+        np.testing.assert_allclose(info_v["position"][0], info_s["position"], atol=1e-5)
+        np.testing.assert_allclose(info_v["mask_area"][0], info_s["mask_area"], atol=1e-6)
 
 
 def test_glass_seeded_rollouts_repeat(world_checkpoint):
@@ -58,7 +61,11 @@ def test_glass_seeded_rollouts_repeat(world_checkpoint):
             out.append(venv.step(venv.action_space.sample())[:2])
         return out
 
-    np.testing.assert_equal(run(3), run(3))
+    first = run(3)
+    np.testing.assert_equal(run(3), first)
+    other = run(4)
+    assert not np.array_equal(other[0], first[0]) or not all(
+        np.array_equal(o[0], f[0]) for o, f in zip(other[1:], first[1:]))  # another seed: another rollout
 
 
 @pytest.mark.slow
@@ -70,9 +77,41 @@ def test_glass_long_random_rollout_stays_finite(world_checkpoint):
     assert np.isfinite([stats.frame_change_last, stats.frame_std_last]).all()
 
 
-def test_models_are_loaded_once_per_file_and_device(world_checkpoint):
-    a = load_model(world_checkpoint, None, "cpu")
-    assert load_model(world_checkpoint, None, "cpu") is a
+def test_each_env_gets_its_own_model_read_once_per_file_content(world_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    import envs.dream as dream
+    import worldmodel.models as models
+
+    monkeypatch.setattr(dream, "_MODEL_CACHE", type(dream._MODEL_CACHE)())
+    reads = []
+    real_load = models.load_world_model
+
+    def counting_load(path, dev):
+        reads.append(path)
+        return torch.nn.Linear(1, 1) if path.name.startswith("other") else real_load(path, dev)
+
+    monkeypatch.setattr(models, "load_world_model", counting_load)
+    a, b = GlassWorldVectorEnv(1, checkpoint=world_checkpoint), GlassWorldVectorEnv(1, checkpoint=world_checkpoint)
+    copy = shutil.copy(world_checkpoint, tmp_path / "same_bytes.pt")
+    c = load_model(copy, None, "cpu")
+    assert len(reads) == 1  # one read for three envs/loads of the same bytes (keyed by content, not path)
+    assert a.model is not b.model and c is not a.model
+    params_a = dict(a.model.named_parameters()) if hasattr(a.model, "named_parameters") else {}
+    assert params_a, "the tiny world models are torch modules"
+    name, p = next(iter(params_a.items()))
+    before = dict(b.model.named_parameters())[name].detach().clone()
+    with torch.no_grad():
+        p.add_(1.0)  # env a corrupts its own model...
+    torch.testing.assert_close(dict(b.model.named_parameters())[name], before)  # ...env b's is untouched
+    torch.testing.assert_close(dict(load_model(world_checkpoint, None, "cpu").named_parameters())[name], before)
+    for i in range(dream.MODEL_CACHE_SIZE):  # bounded: other files evict the least recently used
+        other = tmp_path / f"other{i}.pt"
+        other.write_bytes(f"model {i}".encode())
+        load_model(other, None, "cpu")
+    assert len(dream._MODEL_CACHE) == dream.MODEL_CACHE_SIZE
+    load_model(world_checkpoint, None, "cpu")
+    assert len(reads) == 2 + dream.MODEL_CACHE_SIZE  # evicted, so read again
 
 
 def test_bfloat16_precision_stays_close_to_float32(world_checkpoint):
@@ -86,7 +125,7 @@ def test_bfloat16_precision_stays_close_to_float32(world_checkpoint):
             obs[p].append(e.step(a)[0])
     f32, b16 = (np.stack(obs[p]).astype(np.int16) for p in ("float32", "bfloat16"))
     assert np.abs(f32 - b16).mean() < 4.0  # grey levels, averaged over 6 frames of 2 envs
-    state = envs_["bfloat16"].core.model_state
+    state = envs_["bfloat16"].model_state
     assert all(v.dtype == torch.float32 for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
     with pytest.raises(ValueError, match="precision must be one of"):
         GlassWorldVectorEnv(1, checkpoint=world_checkpoint, precision="fp8")
