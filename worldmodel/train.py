@@ -56,7 +56,7 @@ from torch.utils.data import DistributedSampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.dataset import ClipConfig, ClipDataset, make_loader
-from .data.format import CHECK_LEVELS, DatasetError, atomic_write_bytes, atomic_write_json, check_writable, read_manifest
+from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
 from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places, spread_clip_batches
 from .precision import autocast, check_precision
 
@@ -71,7 +71,6 @@ class DataSettings:
     path: str | None = None  # dataset folder (required)
     workers: int = 2  # DataLoader worker processes per rank
     frame_skip: int | None = None  # None: the model config's default
-    check: str = "header"  # video files checked when opened: header (fast) | full (decompress all) | off
 
 
 @dataclass
@@ -176,8 +175,6 @@ def validate(cfg: TrainRunConfig) -> None:
         raise DatasetError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if cfg.data.frame_skip is not None and cfg.data.frame_skip < 0:
         raise DatasetError(f"data.frame_skip must be >= 0, got {cfg.data.frame_skip}")
-    if cfg.data.check not in CHECK_LEVELS:
-        raise DatasetError(f"data.check must be one of {list(CHECK_LEVELS)}, got {cfg.data.check!r}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise DatasetError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -421,10 +418,7 @@ def train(cfg: TrainRunConfig | DictConfig | dict[str, Any], run_dir: str | Path
     if not cfg.resume and ckpt_path.exists():
         raise DatasetError(f"{run_dir} already holds a run (checkpoint.pt); continue it with resume=true or "
                            "choose another run_dir=")
-    read_manifest(Path(cfg.data.path), check="off")  # one clear error for a missing / foreign folder
-    check_writable(run_dir, "run_dir")  # before any work: an unwritable run_dir is one error, not a lost run
-    # the video files are checked here, before step 1; unusable ones are left out with a warning naming each
-    manifest = read_manifest(Path(cfg.data.path), check=cfg.data.check)
+    manifest = read_manifest(Path(cfg.data.path))  # one clear error for a missing / foreign folder
 
     world, rank, local_rank, created_pg = _init_distributed(cfg.device)
     if rank == 0:
