@@ -18,8 +18,16 @@ One run:
    checkpoint's card names an Atari game (``final_eval.real``), in the real ALE game through
    :mod:`agents.evaluate` (joystick map learned from labelled real transitions, cached beside the checkpoint);
 3. films ``video.steps`` frames of the policy in the dream (``video.path``) and, with the real game, the dream
-   and the real game side by side from the same starts (``video.real_path``), as mp4;
-4. prints a summary table and writes ``summary.json`` (all figures, the learning curve, the paths).
+   and the real game side by side from the same real starts (``video.real_path``), as mp4, plus a PNG strip of
+   them (``video.strip_path``). The videos show the world (dreamed and real RGB frames, the agent the model
+   segments outlined, the target drawn), whatever the policy observes;
+4. prints a summary table and writes ``summary.json`` (all figures, the learning curve, the paths, and the
+   machine: versions, threads, CPU flags, a fingerprint of the results).
+
+A run is deterministic for a given machine and library versions: fixed torch threads (``threads``), seeded
+Python, numpy, torch and envs, ``torch.use_deterministic_algorithms`` (warn-only), and a training budget that
+was not hit (``stopped_by: total_timesteps``). Another CPU (other SIMD instructions) or other versions may round
+differently and change the figures; ``summary.json["machine"]`` says which ran.
 
 The run folder gets TensorBoard logs (``tb/``: SB3's rollout/train/time tags, ``eval/mean_reward``,
 ``eval/success_rate``, ``final/*``, the hyperparameters), periodic evaluations (``eval/evaluations.npz``),
@@ -30,7 +38,10 @@ The run folder gets TensorBoard logs (``tb/``: SB3's rollout/train/time tags, ``
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +51,7 @@ from typing import Any
 import torch
 
 from worldmodel.data.format import DatasetError
+from worldmodel.paths import portable_path
 
 from .common import DreamSpec, make_dream, to_plain, write_json
 from .evaluate import MappingOptions
@@ -316,6 +328,63 @@ def learning_curve(eval_cb: Any) -> list[dict[str, Any]]:
     return curve
 
 
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+              "avx_vnni", "amx_bf16", "amx_tile")  # the CPU features that change which kernels torch runs
+
+
+def make_deterministic(cfg: AgentConfig) -> None:
+    """Fixed threads and deterministic torch kernels where torch has them (warn-only where it has none)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (ignored on CPU)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _cpu() -> dict[str, Any]:
+    """CPU model, the SIMD flags of :data:`SIMD_FLAGS` it has, and the kernel level torch picked."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:  # not Linux: the model name only
+        pass
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()
+    return {"model": model, "flags": [f for f in SIMD_FLAGS if f in flags], "torch_capability": capability,
+            "cores": os.cpu_count()}
+
+
+def machine_info() -> dict[str, Any]:
+    """What a run's figures depend on besides its config: versions, threads, determinism and the CPU."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": ver("numpy"),
+            "gymnasium": ver("gymnasium"), "stable_baselines3": ver("stable-baselines3"), "ale_py": ver("ale-py"),
+            "threads": torch.get_num_threads(), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cuda": torch.version.cuda if torch.cuda.is_available() else None, "cpu": _cpu()}
+
+
+def policy_digest(algo: Any) -> str:
+    """sha256 of the policy's parameters (names and bytes in order): equal digests = the same trained policy."""
+    h = hashlib.sha256()
+    for name, tensor in algo.policy.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train and save an agent in the dream (step 1 of the main job).
 
@@ -325,8 +394,9 @@ def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import CallbackList, EvalCallback
     from stable_baselines3.common.utils import set_random_seed
 
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    from .policy_file import SaveBestPolicy, save_policy
+
+    make_deterministic(cfg)
     set_random_seed(cfg.seed)
     venv = make_sb3_env(cfg, cfg.n_envs, cfg.train_in)  # first, so that a bad env leaves no run folder behind
     eval_env = make_sb3_env(cfg, cfg.eval.n_envs, cfg.train_in) if cfg.eval.freq > 0 else None
@@ -335,13 +405,15 @@ def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     write_json(run_dir / "agent.json", asdict(cfg))
     venv.seed(cfg.seed)
     algo = build_algo(cfg, venv, run_dir)
+    meta = {"algo": cfg.algo, "env": cfg.env, "observation": cfg.observation}  # stored in each policy file
     callbacks: list[Any] = [_hparam_callback(cfg)]
     eval_cb = None
     if eval_env is not None:
         eval_env.seed(cfg.seed + 10_000)
         eval_cb = EvalCallback(eval_env, n_eval_episodes=cfg.eval.episodes,
-                               eval_freq=max(1, cfg.eval.freq // cfg.n_envs), best_model_save_path=str(run_dir),
-                               log_path=str(run_dir / "eval"), deterministic=True, verbose=0)
+                               eval_freq=max(1, cfg.eval.freq // cfg.n_envs), log_path=str(run_dir / "eval"),
+                               callback_on_new_best=SaveBestPolicy(run_dir / "best_model.zip", meta),
+                               deterministic=True, verbose=0)
         callbacks.append(eval_cb)
     budget = _budget_callback(cfg, eval_cb)
     callbacks.append(budget)
@@ -354,7 +426,7 @@ def train(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
         algo.learn(total_timesteps=cfg.total_timesteps, callback=CallbackList(callbacks), tb_log_name="agent")
     finally:
         seconds = time.perf_counter() - t0
-        algo.save(run_dir / "policy.zip")  # also after Ctrl-C: what was learned so far is kept
+        save_policy(algo, run_dir / "policy.zip", meta)  # also after Ctrl-C: what was learned so far is kept
         for env in (venv, eval_env):
             if env is not None:
                 env.close()
@@ -407,26 +479,35 @@ def final_evaluation(cfg: AgentConfig, policy_path: str | Path) -> tuple[dict[st
 
 
 def record_videos(cfg: AgentConfig, run_dir: Path, policy: Any, results: dict[str, Any]) -> dict[str, Any]:
-    """Step 3: the dream rollout video, and the dream | real one when the real game was evaluated."""
+    """Step 3: the dream rollout video, the dream | real one when the real game was evaluated, and a PNG strip
+    of the latter (else of the former)."""
     from .evaluate import make_real_env
-    from .video import record_dream, record_side_by_side
+    from .video import Strip, model_segmenter, record_dream, record_side_by_side
 
     out: dict[str, Any] = {}
-    if cfg.video.steps < 1:
+    v = cfg.video
+    if v.steps < 1:
         return out
-    dream = make_dream(cfg.dream(), 1, "same_step")
+    real_name = f"real {results.get('real_game')}"
+    strip = Strip(v.strip_frames, v.strip_every, names=("dream", real_name) if "real" in results else ("dream",))
+    dream = make_dream(cfg.dream(), 1, "next_step")
+    segment = model_segmenter(dream.model)  # the agent outlined in both panes: the one the model finds
     try:
-        out["dream"] = record_dream(dream, policy, run_dir / cfg.video.path, cfg.video, progress=cfg.progress)
+        out["dream"] = record_dream(dream, policy, run_dir / v.path, v, progress=cfg.progress,
+                                    strip=None if "real" in results else strip, segment=segment)
         if "real" in results:
             table = results.get("action_map", {}).get("table")
-            real, _ = make_real_env(_eval_config(cfg, "", True), dream, 1, action_map=table)
+            real, _ = make_real_env(_eval_config(cfg, "", True), dream, 1, "next_step", action_map=table)
             try:
-                out["real"] = record_side_by_side(dream, real, policy, run_dir / cfg.video.real_path, cfg.video,
-                                                  real_name=f"real {results['real_game']}", progress=cfg.progress)
+                out["real"] = record_side_by_side(dream, real, policy, run_dir / v.real_path, v,
+                                                  real_name=real_name, progress=cfg.progress, strip=strip,
+                                                  segment=segment)
             finally:
                 real.close()
     finally:
         dream.close()
+    if v.strip_path:
+        out["strip"] = strip.save(run_dir / v.strip_path)
     return out
 
 
@@ -435,8 +516,11 @@ def build_summary(cfg: AgentConfig, run_dir: Path, trained: dict[str, Any], resu
     """Everything the run found, for ``summary.json`` (plain JSON types)."""
     base = results.get("baseline") or {}
     base_name = base.get("policy")
+    videos = {k: ({**v, "path": portable_path(v["path"])} if isinstance(v, dict) else portable_path(v))
+              for k, v in videos.items()}
+    config = asdict(cfg) | {"checkpoint": portable_path(cfg.checkpoint), "run_dir": portable_path(cfg.run_dir)}
     summary: dict[str, Any] = {
-        "env": cfg.env, "task": results["task"], "checkpoint": cfg.checkpoint, "algo": cfg.algo,
+        "env": cfg.env, "task": results["task"], "checkpoint": portable_path(cfg.checkpoint), "algo": cfg.algo,
         "trained_in": cfg.train_in, "timesteps": trained["timesteps"], "train_seconds": round(trained["train_seconds"], 2),
         "steps_per_second": round(trained["steps_per_second"], 2), "stopped_by": trained["stopped_by"],
         "episodes": results["episodes"], "max_episode_steps": results["max_episode_steps"],
@@ -448,14 +532,24 @@ def build_summary(cfg: AgentConfig, run_dir: Path, trained: dict[str, Any], resu
         "real_note": note,
         "learning_curve": trained["learning_curve"],
         "videos": videos,
-        "paths": {"run_dir": str(run_dir), "policy": trained["policy"], "best_model": trained["best_model"],
+        "paths": {"run_dir": portable_path(run_dir), "policy": portable_path(trained["policy"]),
+                  "best_model": portable_path(trained["best_model"]),
                   "video": (videos.get("dream") or {}).get("path"),
-                  "real_video": (videos.get("real") or {}).get("path"),
-                  "tensorboard": str(run_dir / "tb"), "metrics": str(run_dir / "metrics.json"),
-                  "summary": str(run_dir / "summary.json"), "config": str(run_dir / "agent.json")},
-        "config": asdict(cfg),
+                  "real_video": (videos.get("real") or {}).get("path"), "strip": videos.get("strip"),
+                  "tensorboard": portable_path(run_dir / "tb"), "metrics": portable_path(run_dir / "metrics.json"),
+                  "summary": portable_path(run_dir / "summary.json"), "config": portable_path(run_dir / "agent.json")},
+        "config": config,
     }
     return summary
+
+
+def fingerprint(summary: dict[str, Any], policy_sha256: str) -> str:
+    """12 hex digits over everything a deterministic run must reproduce: the trained policy's parameters, the
+    evaluation figures and the learning curve (not times or paths)."""
+    keep = {k: summary[k] for k in ("env", "task", "algo", "trained_in", "timesteps", "stopped_by", "dream",
+                                    "real", "learning_curve")}
+    blob = json.dumps({"policy_sha256": policy_sha256, **keep}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def main_job(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -468,6 +562,7 @@ def main_job(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     t1 = time.perf_counter()
     results, note = final_evaluation(cfg, trained["policy"])
     metrics = {k: v for k, v in trained.items() if k != "learning_curve"} | {"final_eval": results["dream"]}
+    metrics |= {k: portable_path(metrics[k]) for k in ("policy", "best_model")}
     if "real" in results:
         metrics["final_eval_real"] = results["real"]
     write_json(run_dir / "metrics.json", metrics)
@@ -475,6 +570,9 @@ def main_job(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     videos = record_videos(cfg, run_dir, algo, results)
     t3 = time.perf_counter()
     summary = build_summary(cfg, run_dir, trained, results, note, videos)
+    summary["policy_sha256"] = policy_digest(algo)
+    summary["fingerprint"] = fingerprint(summary, summary["policy_sha256"])
+    summary["machine"] = machine_info()
     summary["seconds"] = {"train": round(t1 - t0, 1), "final_eval": round(t2 - t1, 1), "videos": round(t3 - t2, 1),
                           "total": round(t3 - t0, 1)}
     _log_final(algo, summary)
@@ -507,9 +605,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     stop = "time budget" if summary["stopped_by"] == "time_budget" else "total_timesteps"
     where = summary["env"] if summary.get("trained_in", "dream") == "dream" else \
         f"the real game of {summary['env']}"
-    lines = [(f"{summary['algo']} in {where} (task {summary['task']}): {summary['timesteps']} steps in "
-              f"{summary['train_seconds']:.0f} s ({summary['steps_per_second']:.0f} steps/s, stopped by {stop}); "
-              f"{summary['episodes']} evaluation episodes of <= {summary['max_episode_steps']} steps")]
+    lines = [(f"{summary['algo']} in {where} (task {summary['task']}): {summary['timesteps']} steps (stopped by "
+              f"{stop}); {summary['episodes']} evaluation episodes of <= {summary['max_episode_steps']} steps")]
     # column widths fit the longest header ("real Breakout success") with two spaces to spare
     wide = [(len(name) + 10, len(name) + 9) for name, _ in worlds]
     head = f"{'':<10}" + "".join(f"{name + ' success':>{ws}}{name + ' return':>{wr}}"
@@ -528,13 +625,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"learning curve ({summary.get('trained_in', 'dream')} success): " + "  ".join(
             f"{c['timesteps']}: {c['success_rate']:.0%}" for c in curve))
     p = summary["paths"]
+    if "fingerprint" in summary:
+        lines.append(f"fingerprint: {summary['fingerprint']} (policy and figures; equal on a rerun with the same "
+                     f"machine, versions and seed)")
+    lines.append(f"time: {summary['train_seconds']:.0f} s of training ({summary['steps_per_second']:.0f} steps/s)")
     if "seconds" in summary:
         sec = summary["seconds"]
-        lines.append(f"time: {sec['total']:.0f} s (training {sec['train']:.0f} s, final evaluation "
-                     f"{sec['final_eval']:.0f} s, videos {sec['videos']:.0f} s)")
+        lines[-1] = (f"time: {sec['total']:.0f} s (training {sec['train']:.0f} s at "
+                     f"{summary['steps_per_second']:.0f} steps/s, final evaluation {sec['final_eval']:.0f} s, "
+                     f"videos {sec['videos']:.0f} s)")
     lines.append(f"policy:      {p['policy']}")
-    for key, label in (("video", "video:      "), ("real_video", "real video: ")):
-        if p[key]:
+    for key, label in (("video", "video:      "), ("real_video", "real video: "), ("strip", "strip:      ")):
+        if p.get(key):
             lines.append(f"{label} {p[key]}")
     lines.append(f"tensorboard: tensorboard --logdir {p['tensorboard']}")
     lines.append(f"summary:     {p['summary']}")

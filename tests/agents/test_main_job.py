@@ -31,6 +31,12 @@ def tennis_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(folder / "tiny_tennis.pt", ckpt)
 
 
+def read_png(path: str | Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def decode(path: str | Path) -> list[np.ndarray]:
     import av
 
@@ -44,7 +50,7 @@ def test_main_job_trains_scores_dream_and_real_films_and_summarises(tennis_check
                f"run_dir={run}"])
     assert rc == 0, capsys.readouterr().err
     for name in ("policy.zip", "best_model.zip", "agent.json", "metrics.json", "summary.json", "rollout.mp4",
-                 "rollout_real.mp4"):
+                 "rollout_real.mp4", "rollout.png"):
         assert (run / name).is_file(), name
     assert list((run / "tb").rglob("events.out.tfevents.*"))
 
@@ -74,9 +80,18 @@ def test_main_job_trains_scores_dream_and_real_films_and_summarises(tennis_check
     side = decode(run / "rollout_real.mp4")
     assert len(side) == 9 and side[0].shape == (h, 2 * w + 4, 3)
     assert s["videos"]["dream"]["episodes_finished"] >= 1  # 9 frames hold a whole 6-step episode
+    # the dream and the real pane start from the same real screen: their first frames agree (up to mp4 noise)
+    left, right = side[0][12:, :w].astype(int), side[0][12:, w + 4:].astype(int)
+    assert np.abs(left - right).mean() < 6 and right.std() > 10
+    strip = read_png(run / "rollout.png")  # 2 rows (dream, real) of 2 columns (frames 0 and 6): every 6th frame
+    assert strip.shape == (2 * (12 + 32 * 2) + 4, 2 * 48 * 2 + 4, 3) and s["paths"]["strip"] == str(run / "rollout.png")
+    m = s["machine"]
+    assert m["threads"] == 1 and m["deterministic_algorithms"] and m["torch"] and m["stable_baselines3"]
+    assert m["gymnasium"] and m["ale_py"] and m["numpy"] and m["python"] and isinstance(m["cpu"]["flags"], list)
+    assert len(s["fingerprint"]) == 12 and len(s["policy_sha256"]) == 64
 
     out = capsys.readouterr().out
-    assert "real Tennis success" in out and "random" in out and "policy" in out
+    assert "real Tennis success" in out and "random" in out and "policy" in out and s["fingerprint"] in out
     assert str(run / "rollout_real.mp4") in out and "tensorboard --logdir" in out
 
 
@@ -167,7 +182,7 @@ def test_a_video_cut_short_by_an_error_leaves_no_file(square_model, tmp_path):
                 raise RuntimeError("policy broke")
             return np.array([[1, 0]]), None
 
-    venv = GlassWorldVectorEnv(1, model=square_model, task="none", max_episode_steps=5, autoreset_mode="same_step")
+    venv = GlassWorldVectorEnv(1, model=square_model, task="none", max_episode_steps=5, autoreset_mode="next_step")
     with pytest.raises(RuntimeError, match="policy broke"):
         record_dream(venv, Breaks(), tmp_path / "v.mp4", VideoConfig(steps=10, scale=1), progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -175,7 +190,7 @@ def test_a_video_cut_short_by_an_error_leaves_no_file(square_model, tmp_path):
     res = record_dream(venv, Breaks(), tmp_path / "v.mp4", VideoConfig(steps=10, scale=1), progress=False)
     assert res["frames"] == 10 and res["episodes_finished"] == 1 and len(decode(tmp_path / "v.mp4")) == 10
     with pytest.raises(ValueError, match="one-env"):
-        record_dream(GlassWorldVectorEnv(2, model=square_model, autoreset_mode="same_step"), Breaks(),
+        record_dream(GlassWorldVectorEnv(2, model=square_model, autoreset_mode="next_step"), Breaks(),
                      tmp_path / "w.mp4", VideoConfig(steps=2))
 
 
@@ -199,3 +214,38 @@ def test_train_in_real_needs_a_real_game(world_checkpoint, tmp_path, capsys):
                f"run_dir={tmp_path / 'r'}"])
     assert rc == 2 and "train_in=real needs the real game" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_videos_show_the_world_not_the_mask_the_policy_sees(square_model, tmp_path):
+    """observation=mask: the policy gets grey masks, the video shows the dreamed RGB frame with the agent outlined."""
+    from agents.video import AGENT_RGB, VideoConfig, model_segmenter, overlay, record_dream, world_view
+    from envs.dream import GlassWorldVectorEnv
+
+    class Right:
+        def predict(self, obs, deterministic=True):
+            marker = (obs == np.array([255, 0, 255], np.uint8)).all(-1)  # the target, drawn into the mask
+            assert (obs[..., 0] == obs[..., 1])[~marker].all()  # grey masks: what the policy observes
+            return np.array([[1, 0]]), None
+
+    venv = GlassWorldVectorEnv(1, model=square_model, task="reach", max_episode_steps=5, autoreset_mode="next_step",
+                               observation="mask")
+    obs, _ = venv.reset(seed=0)
+    segment = model_segmenter(square_model)
+    view = world_view(venv, segment)
+    assert view.frame.shape == obs.shape[1:] and not np.array_equal(view.frame, obs[0])
+    np.testing.assert_array_equal(view.frame, venv.task.draw(venv.frames, venv.task_state)[0].numpy())
+    assert view.mask is not None and view.mask.max() > 0.5
+    shown = overlay(view, 2)
+    outline = (shown == np.array(AGENT_RGB, np.uint8)).all(-1)
+    assert outline.any() and not outline.all()  # the agent outlined, the rest of the frame as dreamed
+    np.testing.assert_array_equal(shown[~np.kron(view.mask > 0.5, np.ones((2, 2), bool))],
+                                  np.kron(view.frame, np.ones((2, 2, 1), np.uint8))[
+                                      ~np.kron(view.mask > 0.5, np.ones((2, 2), bool))])
+    res = record_dream(venv, Right(), tmp_path / "v.mp4", VideoConfig(steps=3, scale=2), progress=False,
+                       segment=segment)
+    first = decode(tmp_path / "v.mp4")[0][12:].astype(int)  # under the caption bar
+    assert res["frames"] == 3 and first.shape == shown.shape
+    venv.reset(seed=0)
+    rgb = overlay(world_view(venv, segment), 2).astype(int)
+    mask_img = np.kron(obs[0], np.ones((2, 2, 1), np.uint8)).astype(int)
+    assert np.abs(first - rgb).mean() < 4 < np.abs(first - mask_img).mean()
