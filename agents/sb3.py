@@ -37,11 +37,49 @@ def _split_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return out
 
 
+def merge_options(options: Sequence[dict[str, Any] | None], num_envs: int) -> dict[str, Any] | None:
+    """SB3's per-env reset options (one dict per env) -> one vector-env options dict.
+
+    A key every env gives the same value keeps that value; a key whose values differ becomes one row per env
+    (``np.stack``: e.g. N start frames, N bank indices, N targets), which the glassworld vector envs accept.
+    Every env must then give that key (one clear ValueError otherwise).
+    """
+    opts = [dict(o or {}) for o in options]
+    if len(opts) != num_envs:
+        raise ValueError(f"set_options needs one options dict per env ({num_envs}) or one dict, got {len(opts)}")
+    keys = sorted(set().union(*opts))
+    if not keys:
+        return None
+    out: dict[str, Any] = {}
+    for k in keys:
+        missing = [i for i, o in enumerate(opts) if k not in o]
+        values = [np.asarray(o[k]) for o in opts if k in o]
+        if not missing and all(v.shape == values[0].shape and np.array_equal(v, values[0]) for v in values[1:]):
+            out[k] = opts[0][k]
+            continue
+        if missing:
+            raise ValueError(f"reset option {k!r} is set for some envs but not for envs {missing}: a batched env "
+                             "starts all envs together; give every env the option (or none)")
+        try:
+            out[k] = np.stack(values)  # (N, ...)
+        except ValueError as e:
+            raise ValueError(f"reset option {k!r} has values of different shapes per env ({e})") from None
+    return out
+
+
 class SB3VecEnv(VecEnv):
     """SB3 ``VecEnv`` over a Gymnasium ``VectorEnv`` with same-step autoreset (see the module docstring).
 
-    Seeds given through :meth:`seed` reach the vector env at the next :meth:`reset` (first env's seed; the
-    vector env derives the others). ``get_attr``/``env_method`` read the vector env itself.
+    * Seeds: :meth:`seed` (SB3's ``[s, s+1, ...]``) or ``_seeds`` set per env reach the vector env at the next
+      :meth:`reset` as one list (:func:`envs.vector.combine_seeds`: ``seed(s)`` reproduces the Gymnasium env's
+      ``reset(seed=s)``; other lists are combined, so every env's seed counts).
+    * Options: :meth:`set_options` (one dict, or one per env) reach it merged (:func:`merge_options`).
+    * Attributes and methods: the vector env is one object for all N envs, so an attribute has one value,
+      which ``get_attr`` returns once per requested index (as SB3's ``DummyVecEnv`` does for N identical envs);
+      ``set_attr`` and ``env_method`` act on all envs at once and refuse a subset of ``indices`` with one clear
+      error (a batched env cannot give one env another attribute, or run a method on some envs only).
+      ``env_method`` returns one result per index: the method's item for that env when it returns one per env
+      (a sequence of length N), else its whole result.
     """
 
     def __init__(self, venv: VectorEnv) -> None:
@@ -55,9 +93,8 @@ class SB3VecEnv(VecEnv):
 
     # -- the VecEnv contract ---------------------------------------------------------------------------------
     def reset(self) -> np.ndarray:
-        seed = self._seeds[0]
-        options = self._options[0] or None
-        obs, info = self.venv.reset(seed=seed, options=options)
+        seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+        obs, info = self.venv.reset(seed=seeds, options=merge_options(self._options, self.num_envs))
         self.reset_infos = _split_info(info, self.num_envs)
         self._reset_seeds()
         self._reset_options()
@@ -82,20 +119,38 @@ class SB3VecEnv(VecEnv):
     def close(self) -> None:
         self.venv.close()
 
+    def _indices(self, indices: VecEnvIndices) -> list[int]:
+        """SB3's indices (None = all, an int, or a sequence) as a checked list."""
+        idx = [int(i) for i in self._get_indices(indices)]
+        bad = [i for i in idx if not -self.num_envs <= i < self.num_envs]
+        if bad:
+            raise IndexError(f"env indices {bad} out of range for {self.num_envs} envs")
+        return [i % self.num_envs for i in idx]
+
+    def _all_envs(self, indices: VecEnvIndices, what: str) -> list[int]:
+        idx = self._indices(indices)
+        if sorted(set(idx)) != list(range(self.num_envs)):
+            raise ValueError(f"{what} with indices={idx}: the {self.num_envs} envs are one batched vector env, so "
+                             "this acts on all of them at once; call it without indices (or with all of them)")
+        return idx
+
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = getattr(self.venv, attr_name)
-        return [value for _ in self._get_indices(indices)]
+        return [value for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        self._all_envs(indices, f"set_attr({attr_name!r})")
         setattr(self.venv, attr_name, value)
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
+        idx = self._all_envs(indices, f"env_method({method_name!r})")
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
+        per_env = isinstance(result, (list, tuple, np.ndarray)) and len(result) == self.num_envs
+        return [result[i] if per_env else result for i in idx]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+        return [False for _ in self._indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         frames = self.venv.render() if self.venv.render_mode == "rgb_array" else None

@@ -74,6 +74,29 @@ def check_actions(action: Any, nvec: np.ndarray, batch: int | None) -> np.ndarra
     return arr.astype(np.int64, copy=False)
 
 
+def combine_seeds(seed: int | list[int | None] | None, num_envs: int) -> int | None:
+    """One seed for a batched env's single generator from Gymnasium's ``reset(seed=int | list)``.
+
+    An int or None is used as is. A list needs one entry per env, all ints or all None; ``[s, s+1, ...,
+    s+N-1]`` (what SB3's ``VecEnv.seed(s)`` gives) is ``s``, so it reproduces ``reset(seed=s)``; any other list
+    becomes one seed drawn from all of them (:class:`numpy.random.SeedSequence`): the same list gives the same
+    episodes, and changing any env's seed changes them (env i's episode depends on every seed of the list, since
+    the N envs share one generator).
+    """
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None if seed is None else int(seed)
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset(seed=[...]) needs one seed per env ({num_envs}), got {len(seeds)}")
+    if all(s is None for s in seeds):
+        return None
+    if any(s is None or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"reset(seed=[...]) needs non-negative ints for every env (or all None), got {seeds}")
+    if all(int(s) == int(seeds[0]) + i for i, s in enumerate(seeds)):
+        return int(seeds[0])
+    return int(np.random.SeedSequence([int(s) for s in seeds]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def take_rows(state: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """Rows ``idx`` (k,) of every tensor of a batched state."""
     return {k: v.index_select(0, idx.to(v.device)) for k, v in state.items()}
@@ -207,8 +230,11 @@ class TaskVectorEnv(CoreEdge, VectorEnv):
     def device(self) -> torch.device:
         return self.core.device
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start all N episodes. ``seed``: an int, or one per env (:func:`combine_seeds`); ``options``: as the
+        core's reset (each value one for all envs, or one row per env)."""
+        seed = combine_seeds(seed, self.num_envs)
         super().reset(seed=seed)  # (re)seeds self.np_random when seed is given
         self._start_all(seed, options)
         self._elapsed[:] = 0
