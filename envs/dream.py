@@ -49,6 +49,7 @@ class DreamConfig:
     checkpoint: str | None = None  # the model's file (None when a model object was given)
     precision: str = "float32"  # float32 | bfloat16 (autocast: ~1.5x faster on CPUs with AVX512-BF16, and on GPUs)
     observation: str = "rgb"  # rgb: the dreamed frame | mask: the agent mask as a grey image (envs.tasks)
+    allow_unhealthy: bool = False  # make a world whose health checks failed (worldmodel.health) anyway
 
 
 # ------------------------------------------------------------------------------------------------
@@ -81,15 +82,19 @@ def _file_hash(path: Path) -> str:
 
 
 def load_model(checkpoint: str | os.PathLike | None, model: WorldModel | None, device: str | torch.device,
-               env_id: str = "GlassWorld-v0") -> WorldModel:
+               env_id: str = "GlassWorld-v0", allow_unhealthy: bool = False) -> WorldModel:
     """The world model of an env: ``model`` when given (used as is, shared with the caller), else the checkpoint.
 
     A checkpoint is read once per content and device (:data:`_MODEL_CACHE`, keyed by the file's sha256, so an
     edited file is reloaded and a renamed copy is not); every call returns a fresh deep copy of the cached model.
+    A world whose model card records failed health checks raises
+    :class:`worldmodel.health.UnhealthyWorldError` naming the problems, unless ``allow_unhealthy``; one never
+    checked logs a warning.
     """
     if model is not None:
         if not isinstance(model, WorldModel):
             raise TypeError(f"model must implement worldmodel.api.WorldModel, got {type(model).__name__}")
+        _check_health(model, env_id, allow_unhealthy)
         return model
     if checkpoint is None:
         raise ValueError(f"{env_id} needs a world model: gym.make({env_id!r}, checkpoint='path/to/model.pt') "
@@ -108,7 +113,20 @@ def load_model(checkpoint: str | os.PathLike | None, model: WorldModel | None, d
         while len(_MODEL_CACHE) > MODEL_CACHE_SIZE:
             _MODEL_CACHE.popitem(last=False)
     _MODEL_CACHE.move_to_end(key)
+    _check_health(_MODEL_CACHE[key], f"{env_id} ({path.name})", allow_unhealthy)
     return copy.deepcopy(_MODEL_CACHE[key])
+
+
+def _check_health(model: WorldModel, name: str, allow_unhealthy: bool) -> None:
+    """Refuse an unhealthy world (see :func:`worldmodel.health.require_healthy`); warn about an unchecked one."""
+    from worldmodel.health import require_healthy
+
+    card = getattr(model, "metadata", None)
+    health = require_healthy(card, name, allow_unhealthy)
+    if health is None and card:  # a trained model's card without health checks (test models have no card)
+        log.warning("%s was never health-checked (its model card has no 'health'); `glassworld eval` checks it", name)
+    elif health is not None and not health.get("healthy", False):
+        log.warning("%s is UNHEALTHY (allow_unhealthy=True): %s", name, "; ".join(health.get("problems", [])))
 
 
 def to_uint8_hwc(frames: torch.Tensor) -> torch.Tensor:
@@ -395,8 +413,11 @@ class GlassWorldEnv(CoreEdge, gym.Env):
     ## Arguments
 
     ``gym.make("GlassWorld-v0", checkpoint=PATH, task="reach", task_kwargs=None, device="cpu",
-    render_mode=None, precision="float32", observation="rgb")``; ``model=`` accepts an already loaded :class:`worldmodel.api.WorldModel`
-    instead of a path. ``render_mode``: ``"rgb_array"`` or ``"human"`` (a pygame window; needs pygame).
+    render_mode=None, precision="float32", observation="rgb", allow_unhealthy=False)``; ``model=`` accepts an
+    already loaded :class:`worldmodel.api.WorldModel` instead of a path. ``render_mode``: ``"rgb_array"`` or
+    ``"human"`` (a pygame window; needs pygame). A world whose model card records failed health checks
+    (:mod:`worldmodel.health`: agent not found, generation no better than a frozen frame, a broken shift grid)
+    raises :class:`worldmodel.health.UnhealthyWorldError` naming the problems unless ``allow_unhealthy=True``.
     ``precision="bfloat16"`` runs the model under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs;
     frames differ from float32 by about one grey level).
 
@@ -410,13 +431,13 @@ class GlassWorldEnv(CoreEdge, gym.Env):
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model: WorldModel | None = None,
                  task: str = "reach", task_kwargs: dict[str, Any] | None = None, device: str = "cpu",
                  render_mode: str | None = None, render_scale: int | None = None, precision: str = "float32",
-                 observation: str = "rgb") -> None:
+                 observation: str = "rgb", allow_unhealthy: bool = False) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
-                                  precision=precision, observation=observation)
-        self.model = load_model(checkpoint, model, device)
+                                  precision=precision, observation=observation, allow_unhealthy=allow_unhealthy)
+        self.model = load_model(checkpoint, model, device, allow_unhealthy=allow_unhealthy)
         self.task = task_for_model(task, self.model, task_kwargs)
         self.observation_space, self.action_space, self._nvec = _spaces(self.model)
         self.action_meanings = _action_meanings(self.model)
@@ -490,11 +511,11 @@ class GlassWorldVectorEnv(TaskVectorEnv):
                  model: WorldModel | None = None, task: str = "reach", task_kwargs: dict[str, Any] | None = None,
                  device: str = "cpu", render_mode: str | None = None, max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_scale: int | None = None,
-                 precision: str = "float32", observation: str = "rgb") -> None:
+                 precision: str = "float32", observation: str = "rgb", allow_unhealthy: bool = False) -> None:
         self.config = DreamConfig(task=task, task_kwargs=task_kwargs, device=device,
                                   checkpoint=None if model is not None or checkpoint is None else str(checkpoint),
-                                  precision=precision, observation=observation)
-        self.model = load_model(checkpoint, model, device)
+                                  precision=precision, observation=observation, allow_unhealthy=allow_unhealthy)
+        self.model = load_model(checkpoint, model, device, allow_unhealthy=allow_unhealthy)
         core = DreamCore(self.model, task_for_model(task, self.model, task_kwargs), num_envs, precision, observation)
         obs_space, act_space, _ = _spaces(self.model)
         self._setup(core, obs_space, act_space, _action_meanings(self.model), max_episode_steps, autoreset_mode,

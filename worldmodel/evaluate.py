@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics as M
+from .health import HealthAccumulator, assess
 from .models import generation_of, load_world_model, set_generation
 from .data.format import DatasetError, atomic_write_json
 
@@ -249,6 +250,8 @@ class _Acc:
     lpips: list[np.ndarray] = field(default_factory=list)
     psnr: list[np.ndarray] = field(default_factory=list)
     ssim: list[np.ndarray] = field(default_factory=list)
+    copy: dict[str, list[np.ndarray]] = field(  # the same metrics for real frame 0 repeated (the frozen baseline)
+        default_factory=lambda: {"psnr": [], "ssim": [], "lpips": []})
     pos_pred: list[np.ndarray] = field(default_factory=list)
     pos_gt: list[np.ndarray] = field(default_factory=list)
     fid_real: list[np.ndarray] = field(default_factory=list)
@@ -291,6 +294,17 @@ def _generate(model: Any, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
         frames.append(frame)
         masks.append(mask)
     return torch.stack(frames, 1).clamp(0, 1), torch.stack(masks, 1)  # (B, T, 3, H, W), (B, T, 1, H, W)
+
+
+def _quality(pred: torch.Tensor, real: torch.Tensor, perceptual: Any | None) -> dict[str, np.ndarray]:
+    """Per-frame PSNR, SSIM (frames of >= 11 px) and LPIPS (when ``perceptual``) of (N, 3, H, W) frames in [0, 1]."""
+    out = {"psnr": M.psnr(pred, real).cpu().numpy()}
+    if min(real.shape[-2:]) >= 11:
+        out["ssim"] = M.ssim(pred, real, data_range=1.0).cpu().numpy()
+    if perceptual is not None:
+        out["lpips"] = torch.cat([perceptual(pred[s] * 2 - 1, real[s] * 2 - 1).flatten()
+                                  for s in _chunks(len(pred), 64)]).cpu().numpy()
+    return out
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -380,16 +394,22 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
     min_area_px = cfg.min_mask_area * scale * scale
 
     acc = _Acc()
+    health = HealthAccumulator(h, w)
     n_done = 0
     for batch in loader:
         video = batch["frames"].to(device).float() / 255.0  # (B, T, 3, H, W) in [0, 1]
         b, t = video.shape[:2]
         # --- GMA on real frames
-        if "mask" in batch and has["segment"]:
+        if has["segment"]:
             pred = model.segment(video)  # (B, T, 1, H, W)
-            acc.iou.append(M.soft_iou(pred, batch["mask"].to(device)).cpu().numpy().ravel())
-        if has["estimate_shifts"] and ("shift" in batch or "bg_shift" in batch):
+            health.add_real_masks(pred)
+            if "mask" in batch:
+                acc.iou.append(M.soft_iou(pred, batch["mask"].to(device)).cpu().numpy().ravel())
+        if "shift" in batch:
+            health.add_motion(batch["shift"][:, 1:], ground_truth=True)
+        if has["estimate_shifts"] and ("shift" in batch or "bg_shift" in batch or not health.motion_is_gt):
             fg, bg = model.estimate_shifts(video)  # (B, T-1, 2) each
+            health.add_motion(fg, ground_truth=False)
             for key, est, errs, hits in (("shift", fg, acc.fg_err, acc.fg_hit), ("bg_shift", bg, acc.bg_err,
                                                                                   acc.bg_hit)):
                 if key in batch:
@@ -398,21 +418,22 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
                     hit, valid = M.angle_correct(est, gt)
                     hits.append(np.where(valid, hit.astype(np.float64), np.nan).ravel())
         # --- action codes
-        if "local" in batch and has["infer_actions"]:
+        if has["infer_actions"]:
             _, codes = model.infer_actions(video)  # (B, T-1)
-            acc.gt_local.append(batch["local"][:, 1:].numpy())
-            acc.codes.append(codes.cpu().numpy())
-            acc.ids.extend(ds.identity(int(v)) for v in batch["video"])
+            health.add_codes(codes)
+            if "local" in batch:
+                acc.gt_local.append(batch["local"][:, 1:].numpy())
+                acc.codes.append(codes.cpu().numpy())
+                acc.ids.extend(ds.identity(int(v)) for v in batch["video"])
         # --- generation from the first frame
         gen, gen_mask = _generate(model, video)  # (B, T, 3, H, W), (B, T, 1, H, W)
         real1 = video[:, 1:].reshape(b * (t - 1), *video.shape[2:])  # (B*(T-1), 3, H, W), frame 0 excluded
         gen1 = gen[:, 1:].reshape(b * (t - 1), *video.shape[2:])
-        acc.psnr.append(M.psnr(gen1, real1).cpu().numpy())
-        if min(h, w) >= 11:
-            acc.ssim.append(M.ssim(gen1, real1, data_range=1.0).cpu().numpy())
-        if perceptual is not None:
-            acc.lpips.append(torch.cat([perceptual(gen1[s] * 2 - 1, real1[s] * 2 - 1).flatten()
-                                        for s in _chunks(len(gen1), 64)]).cpu().numpy())
+        copy1 = video[:, :1].expand(-1, t - 1, -1, -1, -1).reshape(b * (t - 1), *video.shape[2:])  # frame 0 again
+        for key, values in _quality(gen1, real1, perceptual).items():
+            getattr(acc, key).append(values)
+        for key, values in _quality(copy1, real1, perceptual).items():
+            acc.copy[key].append(values)
         if inception is not None:
             for s in _chunks(len(gen1), 32):
                 acc.fid_real.append(inception.fn(real1[s]).cpu().numpy())
@@ -562,6 +583,11 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         notes["fid_network"] = inception.name
     if i3d is not None:
         notes["fvd_network"] = i3d.name
+    grid = getattr(model, "shift_grid", None)
+    step = None if grid is None else tuple(float(v) for v in grid.abs().amax(0).tolist())  # (dx, dy) px
+    res["copy_frame0"] = {k: (M.nanmean(cat(v)) if v else None) for k, v in acc.copy.items()}
+    res["health"] = assess(health.evidence(step, getattr(model, "num_codes", None), res["psnr"],
+                                           res["copy_frame0"]["psnr"]))
     return {
         "split": cfg.split, "clips": len(chosen),
         "checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None,
@@ -652,12 +678,27 @@ def format_table(result: dict[str, Any]) -> str:
                 rows.append((f"pos_err@{hz}", "-" if e is None else f"{e:.4g}", reasons.get(f"pos_err.{hz}", "")))
             continue
         text = "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-        rows.append((key, text, reasons.get(key, "") if v is None else ""))
+        copy = (result.get("copy_frame0") or {}).get(key)
+        note = f"copy frame 0: {copy:.4g}" if copy is not None else ""
+        rows.append((key, text, reasons.get(key, "") if v is None else note))
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     for name, text, why in rows:
         lines.append(f"  {name:<{width}}  {text:>{vwidth}}" + (f"  ({why})" if why else ""))
+    health = result.get("health")
+    if health is not None:
+        lines.append(health_line(health))
     return "\n".join(lines)
+
+
+def health_line(health: dict[str, Any]) -> str:
+    """One block saying whether the world is healthy, its key figures, and each problem and warning."""
+    found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
+    head = (f"health: {'HEALTHY' if health.get('healthy') else 'UNHEALTHY'} (agent found on {found} of "
+            f"{health.get('frames', 0)} real frames, beats copying frame 0: {health.get('beats_copy')}, shift grid "
+            f"ok: {health.get('shift_grid_ok')}, codes used: {health.get('codes_used')}/{health.get('num_codes')})")
+    return "\n".join([head, *(f"  problem: {p}" for p in health.get("problems", [])),
+                       *(f"  warning: {w}" for w in health.get("warnings", []))])
 
 
 def cli_main(argv: list[str]) -> int:

@@ -124,6 +124,8 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
         payload["env_info"] = env
     if eval_json is not None:
         full_card["eval"] = json.loads(Path(eval_json).read_text())
+        if full_card["eval"].get("health") is not None:
+            full_card["health"] = full_card["eval"]["health"]  # what gym.make enforces (worldmodel.health)
     full_card.update(card or {})
     full_card.setdefault("exported_on", platform.node() or "unknown")
     payload["card"] = full_card
@@ -160,6 +162,16 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
                 "file_size_mb", "generation"):
         if key in card:
             lines.append(f"- {key}: `{json.dumps(_jsonable(card[key]))}`")
+    health = card.get("health")
+    if health is None:
+        lines.append("- health: **not checked** (no `glassworld eval` in this card)")
+    else:
+        lines.append(f"- health: **{'healthy' if health.get('healthy') else 'UNHEALTHY'}** (agent found on "
+                     f"{health.get('agent_found')} of real frames, beats copying frame 0: {health.get('beats_copy')}, "
+                     f"shift grid ok: {health.get('shift_grid_ok')}, codes used: {health.get('codes_used')}/"
+                     f"{health.get('num_codes')})")
+        lines += [f"  - problem: {p}" for p in health.get("problems", [])]
+        lines += [f"  - warning: {w}" for w in health.get("warnings", [])]
     grid = env.get("shift_grid")
     if grid is not None:
         names = env.get("shift_names") or []

@@ -1,0 +1,104 @@
+"""Health checks (worldmodel/health.py): computed by eval, stored by ship, enforced by gym.make."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+
+import envs  # noqa: F401 - registers the ids
+from test_evaluate import make_dataset, save_tiny_glass
+from worldmodel.checkpoint import load_checkpoint, save_checkpoint
+from worldmodel.evaluate import cli_main as eval_main
+from worldmodel.export import ship
+from worldmodel.health import HealthAccumulator, HealthEvidence, UnhealthyWorldError, assess
+
+
+def healthy_evidence(**kw) -> HealthEvidence:
+    base = dict(height=64, width=64, agent_found=0.99, psnr=30.0, copy_psnr=28.0, shift_step=(2.0, 1.5),
+                data_motion=(2.1, 1.4), motion_source="ground-truth shifts", code_counts=[40, 30, 30, 0], frames=100)
+    return HealthEvidence(**{**base, **kw})
+
+
+def test_a_healthy_world_has_no_problems():
+    h = assess(healthy_evidence())
+    assert h["healthy"] and h["problems"] == [] and h["beats_copy"] and h["shift_grid_ok"]
+    assert h["codes_used"] == 3 and h["num_codes"] == 4 and h["warnings"] == []
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"agent_found": 0.5}, "found on only 50%"),
+    ({"agent_found": None}, "agent_found unknown"),
+    ({"psnr": 27.0}, "no better than repeating frame 0"),
+    ({"psnr": None}, "beats_copy unknown"),
+    ({"shift_step": (428.0, 1.5)}, "more than 25% of the frame"),
+    ({"shift_step": (12.7, 1.5), "data_motion": (None, 1.4)}, "never moves along x"),
+    ({"shift_step": (0.0, 1.5)}, "moves ~2.1 px per step along x"),
+    ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
+])
+def test_each_failed_check_is_a_named_problem(change, words):
+    h = assess(healthy_evidence(**change))
+    assert not h["healthy"] and len(h["problems"]) == 1 and words in h["problems"][0], h["problems"]
+
+
+def test_one_code_in_use_is_a_warning_not_a_problem():
+    h = assess(healthy_evidence(code_counts=[100, 0, 0, 0]))
+    assert h["healthy"] and h["codes_used"] == 1 and "1 of 4" in h["warnings"][0]
+
+
+def test_accumulator_locates_agents_with_the_shared_rule():
+    acc = HealthAccumulator(32, 32)
+    masks = torch.zeros(2, 3, 1, 32, 32)
+    masks[0, :, :, 4:10, 4:10] = 1.0  # clip 0: a 36-px agent on every frame
+    masks[1, 0] = 1.0  # clip 1: frame 0 floods the frame, frames 1-2 are empty
+    acc.add_real_masks(masks)
+    acc.add_motion(torch.tensor([[[2.0, 0.0]] * 5]), ground_truth=True)
+    acc.add_motion(torch.tensor([[[9.0, 9.0]] * 5]), ground_truth=False)  # estimates never replace ground truth
+    ev = acc.evidence((2.0, 0.0), 4, 20.0, 19.0)
+    assert ev.agent_found == pytest.approx(3 / 6) and ev.frames == 6
+    assert ev.data_motion == (2.0, None) and ev.motion_source == "ground-truth shifts"
+
+
+def _degenerate(tmp_path: Path) -> Path:
+    """A tiny GLASS whose mask has collapsed: the mask head's output bias is pushed far negative."""
+    path = save_tiny_glass(tmp_path / "tiny.pt")
+    ckpt = load_checkpoint(path)
+    sd = ckpt["state_dict"]
+    mask_bias = [k for k in sd if "mask" in k and k.endswith("bias")]
+    assert mask_bias, "the tiny GLASS has a mask head"
+    for k in mask_bias:
+        sd[k] = torch.full_like(sd[k], -50.0)
+    ckpt.pop("format"), ckpt.pop("version")
+    return save_checkpoint(path, ckpt)
+
+
+def test_a_collapsed_world_is_unhealthy_in_eval_card_and_gym_make(tmp_path, capsys):
+    data = make_dataset(tmp_path / "d", videos=2, frames=24)
+    ckpt = _degenerate(tmp_path)
+    out = tmp_path / "eval.json"
+    assert eval_main([f"checkpoint={ckpt}", f"data.path={data}", f"out={out}", "eval.clips=2", "eval.clip_len=9",
+                      "eval.batch_size=2", "device=cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "UNHEALTHY" in printed and "copy frame 0:" in printed
+    res = json.loads(out.read_text())
+    health = res["health"]
+    assert health["healthy"] is False and health["agent_found"] == 0.0
+    assert any("found on only 0%" in p for p in health["problems"])
+    assert set(res["copy_frame0"]) == {"psnr", "ssim", "lpips"} and res["copy_frame0"]["psnr"] is not None
+    assert health["copy_psnr"] == pytest.approx(res["copy_frame0"]["psnr"], abs=1e-3)
+
+    world = tmp_path / "world.pt"
+    card = ship(ckpt, world, eval_json=out)
+    assert card["health"]["healthy"] is False
+    assert json.loads(world.with_suffix(".json").read_text())["health"]["problems"] == health["problems"]
+    assert "UNHEALTHY" in world.with_suffix(".md").read_text()
+    with pytest.raises(UnhealthyWorldError, match="found on only 0%.*allow_unhealthy=True"):
+        gym.make("GlassWorld-v0", checkpoint=str(world))
+    with pytest.raises(UnhealthyWorldError):
+        gym.make_vec("GlassWorld-v0", num_envs=2, vectorization_mode="vector_entry_point", checkpoint=str(world))
+    env = gym.make("GlassWorld-v0", checkpoint=str(world), allow_unhealthy=True)
+    env.reset(seed=0)
+    env.close()

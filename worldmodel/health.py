@@ -1,0 +1,212 @@
+"""Health checks of a world model: does it find its agent, beat a frozen frame, move by sane steps, use its codes?
+
+A world that fails them is not a world to play or train agents in, whatever else it scores. The checks are computed
+by ``glassworld eval`` (the ``health`` key of its JSON), stored by ``ship`` in the model card, logged by ``train``,
+and enforced by ``gym.make`` (``envs.dream``), which refuses an unhealthy world unless ``allow_unhealthy=True``.
+
+Checks (each a key of the ``health`` dict):
+
+* ``agent_found``: share of real frames on which the model's agent mask locates an agent
+  (:func:`worldmodel.metrics.locate_agent`: not empty, not flooding the frame). Problem below
+  :attr:`HealthConfig.min_agent_found`.
+* ``beats_copy``: generated frames score a higher PSNR against the real ones than repeating the real frame 0 does
+  (same clips, same frames 1..T-1). ``psnr`` and ``copy_psnr`` are stored beside it. Problem when False.
+* ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
+  axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
+  when the dataset has them, else the model's own motion estimates on the real clips). Problem when False.
+* ``codes_used``: local-action codes that explain at least :attr:`HealthConfig.min_code_share` of the inferred
+  transitions. Fewer than :attr:`HealthConfig.min_codes_used` is a *warning* (local actions then do nothing
+  visible; the world still plays by its shifts), not a problem.
+* ``healthy``: no problem; ``problems`` / ``warnings``: one sentence each, naming the figure and the threshold.
+
+A check whose evidence is missing (e.g. no generated frames) is a problem too: unknown is not healthy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics as M
+
+
+class UnhealthyWorldError(ValueError):
+    """A world whose health checks failed was asked for without ``allow_unhealthy=True``."""
+
+
+@dataclass
+class HealthConfig:
+    """Thresholds of the checks (defaults are the issue's goals, not tuned per game)."""
+
+    min_agent_found: float = 0.95  # the agent must be found on (almost) every real frame
+    max_step_frac: float = 0.25  # a step beyond a quarter of the frame per action is no motion a video shows
+    min_codes_used: int = 2  # one code: the local action does nothing (a warning)
+    min_code_share: float = 0.01  # a code "in use" explains at least 1 % of transitions
+    mask_threshold: float = 0.5  # as the envs' locator (worldmodel.metrics.locate_agent)
+    min_mask_area: float = 4.0  # agent pixels at the 64-px scale, as eval's mdr
+
+
+@dataclass
+class HealthEvidence:
+    """What the checks are computed from (filled by :class:`HealthAccumulator`, or by hand in tests)."""
+
+    height: int
+    width: int
+    agent_found: float | None = None  # share of real frames with an agent located
+    psnr: float | None = None  # generated frames 1..T-1 vs real
+    copy_psnr: float | None = None  # real frame 0 repeated vs real frames 1..T-1
+    shift_step: tuple[float, float] | None = None  # the grid's (dx, dy) step in px
+    data_motion: tuple[float | None, float | None] | None = None  # typical |motion| per axis; None on an axis: still
+    motion_source: str = "unknown"
+    code_counts: list[int] | None = None  # transitions per code
+    frames: int = 0  # real frames behind agent_found
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any]:
+    """The ``health`` dict of a world from its evidence (see the module docstring for each key)."""
+    cfg = cfg or HealthConfig()
+    problems: list[str] = []
+    warnings: list[str] = []
+    # the agent is found
+    if ev.agent_found is None:
+        problems.append("agent_found unknown: the model has no segment() or no real frame was scored")
+    elif ev.agent_found < cfg.min_agent_found:
+        problems.append(f"the agent is found on only {ev.agent_found:.0%} of real frames (needs >= "
+                        f"{cfg.min_agent_found:.0%}): its mask is empty or floods the frame")
+    # generation beats copying frame 0
+    beats = None
+    if ev.psnr is None or ev.copy_psnr is None:
+        problems.append("beats_copy unknown: no generated frame was scored")
+    else:
+        beats = bool(ev.psnr > ev.copy_psnr)
+        if not beats:
+            problems.append(f"generation scores PSNR {ev.psnr:.2f} dB, no better than repeating frame 0 "
+                            f"({ev.copy_psnr:.2f} dB): the dream does not animate the world")
+    # the shift grid
+    grid_ok, grid_problem = _shift_grid_check(ev, cfg)
+    if grid_problem:
+        problems.append(grid_problem)
+    # codes
+    used = None
+    if ev.code_counts is not None and sum(ev.code_counts) > 0:
+        counts = np.asarray(ev.code_counts, dtype=np.float64)
+        used = int((counts / counts.sum() >= cfg.min_code_share).sum())
+        if used < cfg.min_codes_used:
+            warnings.append(f"only {used} of {len(counts)} local-action codes in use (>= {cfg.min_code_share:.0%} "
+                            "of transitions): local actions do little")
+    else:
+        warnings.append("codes_used unknown: the model inferred no local actions")
+    return {
+        "healthy": not problems, "problems": problems, "warnings": warnings,
+        "agent_found": _round(ev.agent_found), "beats_copy": beats, "psnr": _round(ev.psnr),
+        "copy_psnr": _round(ev.copy_psnr), "shift_grid_ok": grid_ok,
+        "shift_step": None if ev.shift_step is None else [round(float(s), 3) for s in ev.shift_step],
+        "data_motion": None if ev.data_motion is None else [_round(m) for m in ev.data_motion],
+        "motion_source": ev.motion_source, "codes_used": used,
+        "num_codes": None if ev.code_counts is None else len(ev.code_counts), "frames": ev.frames,
+        "thresholds": asdict(cfg),
+    }
+
+
+def _shift_grid_check(ev: HealthEvidence, cfg: HealthConfig) -> tuple[bool | None, str | None]:
+    if ev.shift_step is None:
+        return None, "shift_grid_ok unknown: the world has no shift grid"
+    sx, sy = (abs(float(s)) for s in ev.shift_step)
+    if not all(math.isfinite(s) for s in (sx, sy)):
+        return False, f"the shift grid has a non-finite step ({sx}, {sy})"
+    limits = (cfg.max_step_frac * ev.width, cfg.max_step_frac * ev.height)
+    for axis, step, limit in (("x", sx, limits[0]), ("y", sy, limits[1])):
+        if step > limit:
+            return False, (f"the shift grid steps {step:.1f} px along {axis}, more than {cfg.max_step_frac:.0%} of "
+                           f"the frame ({limit:.1f} px): the shift estimator is broken")
+    if sx == 0 and sy == 0:
+        return False, "the shift grid has no step on either axis: no global action moves the agent"
+    if ev.data_motion is not None:
+        for axis, step, motion in (("x", sx, ev.data_motion[0]), ("y", sy, ev.data_motion[1])):
+            if (motion is None) != (step == 0):
+                seen = "never moves" if motion is None else f"moves ~{motion:.1f} px per step"
+                return False, (f"the shift grid steps {step:.2f} px along {axis}, but in the data the agent {seen} "
+                               f"along {axis} ({ev.motion_source})")
+    return True, None
+
+
+def _round(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else round(float(x), nd)
+
+
+@dataclass
+class HealthAccumulator:
+    """Collects health evidence over evaluation batches; :meth:`evidence` turns it into :class:`HealthEvidence`."""
+
+    height: int
+    width: int
+    cfg: HealthConfig = field(default_factory=HealthConfig)
+    found: list[np.ndarray] = field(default_factory=list)
+    codes: list[np.ndarray] = field(default_factory=list)
+    motion: list[torch.Tensor] = field(default_factory=list)
+    motion_is_gt: bool = False
+
+    def add_real_masks(self, mask: torch.Tensor) -> None:
+        """mask: (B, T, 1, H, W) the model's agent masks of real frames."""
+        scale = max(self.height, self.width) / M.POSITION_SCALE_PX
+        _, found = M.locate_agent(mask, self.cfg.mask_threshold, self.cfg.min_mask_area * scale * scale)
+        self.found.append(found.reshape(-1).cpu().numpy())
+
+    def add_codes(self, codes: torch.Tensor) -> None:
+        """codes: (B, T-1) inferred local-action codes."""
+        self.codes.append(codes.reshape(-1).cpu().numpy())
+
+    def add_motion(self, shifts: torch.Tensor, ground_truth: bool) -> None:
+        """shifts: (..., 2) per-transition agent motion in px (ground truth, or the model's estimates)."""
+        if ground_truth and not self.motion_is_gt:
+            self.motion, self.motion_is_gt = [], True  # ground truth replaces estimates
+        if ground_truth == self.motion_is_gt:
+            self.motion.append(shifts.reshape(-1, 2).float().cpu())
+
+    def evidence(self, shift_step: tuple[float, float] | None, num_codes: int | None, psnr: float | None,
+                 copy_psnr: float | None) -> HealthEvidence:
+        """The evidence, with the grid's (dx, dy) step, the model's code count and eval's PSNR of generated frames
+        and of real frame 0 repeated (same clips, frames 1..T-1)."""
+        from .envinfo import typical_magnitude
+
+        found = np.concatenate(self.found) if self.found else np.zeros(0, bool)
+        data_motion = None
+        if self.motion:
+            allm = torch.cat(self.motion)
+            data_motion = (typical_magnitude(allm[:, 0]), typical_magnitude(allm[:, 1]))
+        counts = None
+        if self.codes and num_codes:
+            counts = np.bincount(np.concatenate(self.codes).astype(np.int64), minlength=num_codes).tolist()
+        return HealthEvidence(
+            height=self.height, width=self.width, agent_found=float(found.mean()) if found.size else None,
+            psnr=psnr, copy_psnr=copy_psnr, shift_step=shift_step, data_motion=data_motion,
+            motion_source=("ground-truth shifts" if self.motion_is_gt else "the model's motion estimates")
+            if self.motion else "unknown",
+            code_counts=counts, frames=int(found.size))
+
+
+def card_health(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``health`` dict of a model card (or of its eval), or None when the world was never checked."""
+    card = card or {}
+    return card.get("health") or (card.get("eval") or {}).get("health")
+
+
+def require_healthy(card: dict[str, Any] | None, name: str, allow_unhealthy: bool = False) -> dict[str, Any] | None:
+    """Raise :class:`UnhealthyWorldError` naming the problems of an unhealthy world unless ``allow_unhealthy``.
+
+    Returns the health dict (None for a world never checked: the caller warns).
+    """
+    health = card_health(card)
+    if health is not None and not health.get("healthy", False) and not allow_unhealthy:
+        problems = "; ".join(health.get("problems") or ["no reason recorded"])
+        raise UnhealthyWorldError(
+            f"{name} is an unhealthy world: {problems}. Agents trained in it learn nothing about the real game. "
+            "Retrain it (see README, 'A world from any video'), or pass allow_unhealthy=True to use it anyway")
+    return health
