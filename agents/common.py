@@ -64,6 +64,49 @@ def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step"
         raise DatasetError(str(e)) from None
 
 
+def make_real_env(dream: Any, num_envs: int = 1, *, autoreset_mode: str = "same_step",
+                  action_map: np.ndarray | None = None, learn_map: bool = True, mapping: Any = None,
+                  game: str | None = None, render_mode: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The real ALE game behind a dream env (single or vector), and a description of its action map: the one
+    real-env factory of agent-eval, the agent's real-game checks, the video and the viewer.
+
+    The real env copies the dream's task (its name and options, an id's defaults included, e.g.
+    GlassBreakout-v0's ``target_axes=x``), episode limit and observation mode. Its (shift, code) -> joystick map
+    is ``action_map`` when given; else learned from labelled real transitions with ``mapping``
+    (:class:`agents.mapping.MappingConfig`, cached beside the checkpoint) when ``learn_map``; else name-based.
+
+    Returns:
+        the env (:class:`envs.real.RealGameVectorEnv`) and ``{"source": "given" | "heuristic" | "learned",
+        "table": [[joystick id]], ...}``. Raises ValueError when the model's card names no Atari game and
+        ``game`` is not given.
+    """
+    from envs.real import RealGameVectorEnv
+
+    from .mapping import MappingConfig, load_or_learn_action_map
+
+    u = getattr(dream, "unwrapped", dream)
+    model, dream_cfg = u.model, u.config
+    limit = getattr(u, "max_episode_steps", None) or getattr(getattr(dream, "spec", None), "max_episode_steps", None)
+    kw: dict[str, Any] = {"task": u.task.name, "task_kwargs": dream_cfg.task_kwargs or None,
+                          "max_episode_steps": limit, "autoreset_mode": autoreset_mode, "game": game,
+                          "observation": dream_cfg.observation, "render_mode": render_mode}
+    if action_map is not None:
+        real = RealGameVectorEnv.for_model(model, num_envs, action_map=np.asarray(action_map, dtype=np.int64), **kw)
+        return real, {"source": "given", "table": real.action_map.tolist()}
+    real = RealGameVectorEnv.for_model(model, num_envs, **kw)
+    if not learn_map:
+        return real, {"source": "heuristic", "table": real.action_map.tolist()}
+    collector = RealGameVectorEnv.for_model(model, num_envs, **{**kw, "render_mode": None})
+    try:
+        amap = load_or_learn_action_map(model, collector, dream_cfg.checkpoint, mapping or MappingConfig())
+    finally:
+        collector.close()
+    real.set_action_map(amap.table)
+    for line in amap.describe(*u.action_meanings):
+        log.debug("action map: %s", line)
+    return real, amap.to_dict()
+
+
 def episode_limit(venv: TaskVectorEnv) -> int | None:
     return getattr(venv, "max_episode_steps", None)
 

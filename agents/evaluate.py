@@ -30,6 +30,7 @@ import numpy as np
 from worldmodel.data.format import DatasetError
 
 from .common import DreamSpec, make_dream, run_episodes, to_plain, write_json
+from .common import make_real_env as make_real_env_for
 from .planner import CEMPlanner, GreedyPolicy, PlannerConfig, RandomPolicy
 
 log = logging.getLogger(__name__)
@@ -183,37 +184,14 @@ def real_game_of(model: Any, game: str | None = None) -> str:
 
 def make_real_env(cfg: EvalAgentConfig, dream: Any, num_envs: int, autoreset_mode: str = "same_step",
                   action_map: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
-    """The real game behind ``dream`` with its task and episode limit, and a description of its action map.
+    """:func:`agents.common.make_real_env` with agent-eval's settings: the map is ``action_map`` when given, else
+    per ``cfg.action_map`` learned (with ``cfg.mapping``) or name-based; the game is ``cfg.game`` when set."""
+    from .mapping import MappingConfig
 
-    The (shift, code) -> joystick map is ``action_map`` when given, else per ``cfg.action_map``: learned from
-    labelled real transitions (cached beside the checkpoint, :mod:`agents.mapping`) or name-based.
-    """
-    from envs.real import RealGameVectorEnv
-
-    from .mapping import MappingConfig, load_or_learn_action_map
-
-    model = dream.model
-    # the dream's own task options (an id's defaults included, e.g. GlassBreakout-v0's target_axes=x)
-    kw: dict[str, Any] = {"task": dream.task.name, "task_kwargs": dream.config.task_kwargs or None,
-                          "max_episode_steps": dream.max_episode_steps, "autoreset_mode": autoreset_mode,
-                          "game": cfg.game, "observation": dream.config.observation}
-    if action_map is not None:
-        real = RealGameVectorEnv.for_model(model, num_envs, action_map=np.asarray(action_map, dtype=np.int64), **kw)
-        return real, {"source": "given", "table": real.action_map.tolist()}
-    real = RealGameVectorEnv.for_model(model, num_envs, **kw)
-    if cfg.action_map == "heuristic":
-        return real, {"source": "heuristic", "table": real.action_map.tolist()}
     m = cfg.mapping
-    collector = RealGameVectorEnv.for_model(model, num_envs, **kw)
-    try:
-        amap = load_or_learn_action_map(model, collector, dream.config.checkpoint,
-                                        MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
-    finally:
-        collector.close()
-    real.set_action_map(amap.table)
-    for line in amap.describe(*dream.action_meanings):
-        log.debug("action map: %s", line)
-    return real, amap.to_dict()
+    return make_real_env_for(dream, num_envs, autoreset_mode=autoreset_mode, action_map=action_map,
+                             learn_map=cfg.action_map != "heuristic", game=cfg.game,
+                             mapping=MappingConfig(steps=m.steps, clip_len=m.clip_len, seed=m.seed))
 
 
 def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:

@@ -362,34 +362,23 @@ class _RealPane:
 
 
 def make_real_env(env: Any, game: str | None = None, learned_map: bool = True) -> Any:
-    """The real ALE game behind a dream env, with the dream's spaces and task (1 env), or a PlayError saying why not.
+    """The real ALE game behind a dream env, with the dream's spaces, task, episode limit and observation (1 env;
+    :func:`agents.common.make_real_env`), or a PlayError saying why not.
 
-    The (shift, code) -> joystick mapping is the one :func:`agents.mapping.action_map_for_env` learns from
-    labelled real transitions (cached beside the checkpoint) when ``learned_map``, else (or when it cannot) the
-    name-based :func:`envs.real.heuristic_action_map`. The env's ``action_map_source`` says which.
+    The (shift, code) -> joystick mapping is learned from labelled real transitions (cached beside the checkpoint)
+    when ``learned_map``, else the name-based :func:`envs.real.heuristic_action_map`. The env's
+    ``action_map_source`` says which.
     """
-    try:
-        from envs.real import RealGameVectorEnv
-    except ImportError as e:
-        raise PlayError(f"no real game: envs.real cannot be imported ({e})") from None
-    u = env.unwrapped
-    model = getattr(u, "model", None)
-    if model is None:
+    if getattr(getattr(env, "unwrapped", env), "model", None) is None:
         raise PlayError("no real game for this env (it has no world model card to name one)")
-    dream_cfg = getattr(u, "config", None)
-    task = getattr(dream_cfg, "task", "reach")
-    task_kwargs = getattr(dream_cfg, "task_kwargs", None)
-    table = None
-    if learned_map:
-        from agents.mapping import action_map_for_env
-
-        table = action_map_for_env(env)  # None when the card names no game (then game= may still give one)
     try:
-        real = RealGameVectorEnv.for_model(model, 1, action_map=table, game=game, task=task, task_kwargs=task_kwargs,
-                                           render_mode="rgb_array")
+        from agents.common import make_real_env as make_real
+
+        real, amap = make_real(env, 1, autoreset_mode="next_step", learn_map=learned_map, game=game,
+                               render_mode="rgb_array")
     except (ValueError, ImportError) as e:
         raise PlayError(f"no real game: {e}") from None
-    real.action_map_source = "name-based map" if table is None else "learned map"
+    real.action_map_source = "learned map" if amap["source"] == "learned" else "name-based map"
     return real
 
 

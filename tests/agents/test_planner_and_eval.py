@@ -39,6 +39,70 @@ def test_planner_predict_works_for_single_envs_and_needs_a_model(square_model):
         CEMPlanner(env, cfg=PlannerConfig(population=2, elites=4))
 
 
+def test_planner_imagines_with_the_envs_own_step_and_precision(square_model):
+    """The planner's imagined step is the env's (model call at the env's precision, locator, reward): with a
+    bfloat16 env every imagined model call runs under bfloat16 autocast, with a float32 env none does."""
+    import gymnasium as gym
+
+    calls = []
+    step = square_model.step
+
+    def spy(*args, **kwargs):
+        calls.append(torch.is_autocast_enabled("cpu"))
+        return step(*args, **kwargs)
+
+    square_model.step = spy
+    for precision in ("float32", "bfloat16"):
+        venv = GlassWorldVectorEnv(2, model=square_model, precision=precision)
+        venv.reset(seed=0)
+        planner = CEMPlanner(venv, cfg=SMALL)
+        assert planner.step_fn is venv.dream_step and planner.step_fn.precision == precision
+        calls.clear()
+        planner.plan()
+        assert len(calls) == SMALL.iterations * SMALL.horizon
+        assert all(calls) if precision == "bfloat16" else not any(calls)
+    with pytest.raises(TypeError, match="glassworld env"):
+        CEMPlanner(gym.make("CartPole-v1"), model=square_model)
+
+
+def test_imagined_rewards_are_the_envs_rewards(square_model):
+    """Imagining the same actions from the env's state with the env's noise gives the env's own rewards."""
+    venv = GlassWorldVectorEnv(2, model=square_model, task="reach", task_kwargs={"radius": 2.0})
+    venv.reset(seed=3)
+    planner = CEMPlanner(venv, cfg=SMALL)
+    state = planner._start_state()
+    ts = {k: v.clone() for k, v in venv.task_state.items()}
+    actions = torch.tensor([[[1, 0], [3, 1], [5, 2]], [[2, 0], [4, 1], [0, 3]]])  # (N, T, 2)
+    planner.generator.set_state(venv.core.generator.get_state())
+    imagined = planner.imagine(state, ts, actions[..., 0], actions[..., 1])
+    rewards = [venv.step(actions[:, t].numpy())[1] for t in range(3)]
+    disc = np.array([SMALL.discount ** t for t in range(3)])
+    np.testing.assert_allclose(imagined.numpy(), (np.stack(rewards, 1) * disc).sum(1), atol=1e-5)
+
+
+def test_one_real_env_factory_copies_the_dreams_task_limit_and_observation(square_model):
+    """play's Tab pane and agent-eval get their real game from one factory: the dream's task, options, episode
+    limit and observation mode (play used to drop the limit and the observation)."""
+    import gymnasium as gym
+
+    from agents.common import make_real_env
+    from agents.play import make_real_env as play_real_env
+    from square_world import SquareConfig, SquareWorld
+
+    model = SquareWorld(SquareConfig(height=96, width=128))
+    dream = gym.make("GlassWorld-v0", model=model, task="track", task_kwargs={"radius": 5.0}, observation="mask",
+                     max_episode_steps=17)
+    real, amap = make_real_env(dream, 2, learn_map=False, game="Tennis")
+    assert (real.num_envs, real.task.name, real.task.cfg.radius, real.max_episode_steps) == (2, "track", 5.0, 17)
+    assert real.core.observation_mode == "mask" and amap["source"] == "heuristic"
+    assert np.array_equal(np.asarray(amap["table"]), real.action_map)
+    real.close()
+    tab = play_real_env(dream, game="Tennis", learned_map=False)
+    assert (tab.num_envs, tab.max_episode_steps, tab.core.observation_mode) == (1, 17, "mask")
+    assert tab.action_map_source == "name-based map"
+    tab.close()
+
+
 def test_vote_action_map_majority_and_fallbacks():
     fallback = np.zeros((3, 2), dtype=np.int64)
     shift = np.array([1, 1, 1, 2, 2, 0])
@@ -97,7 +161,7 @@ def test_learn_action_map_on_real_frames(square_model):
     model = SquareWorld(SquareConfig(height=96, width=128))
     real = RealGameVectorEnv.for_model(model, 2, game="Tennis")
     amap = learn_action_map(model, real, MappingConfig(steps=30, clip_len=6, seed=0))
-    assert amap.table.shape == (9, 4) and np.isin(amap.table, real.core.legal).all()
+    assert amap.table.shape == (9, 4) and np.isin(amap.table, real.legal).all()
     assert amap.transitions == 2 * 30 and amap.votes.sum() == 60
     assert 0.0 < amap.agreement <= 1.0
 
@@ -175,7 +239,7 @@ def test_mask_observations_in_dream_and_real_game(square_model):
     model = SquareWorld(SquareConfig(height=96, width=128))
     real = RealGameVectorEnv.for_model(model, 1, game="Tennis", observation="mask")
     obs, _ = real.reset(seed=0)
-    frame = real.core.frames.permute(0, 3, 1, 2)
+    frame = real.frames.permute(0, 3, 1, 2)
     want = (model.segment(frame[:, None])[:, 0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     marker = (obs == np.array(MARKER_COLOR, np.uint8)).all(-1)
     assert np.array_equal(obs[..., 0][~marker], want[~marker]) and (want > 200).any()  # the player is segmented
