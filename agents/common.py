@@ -35,8 +35,8 @@ class DreamSpec:
 def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step") -> TaskVectorEnv:
     """The batched dream of ``spec`` (one clear error for unknown ids and missing checkpoints)."""
     if spec.env not in gym.registry:
-        known = [i for i in gym.registry if i.startswith("Glass")]
-        raise DatasetError(f"unknown env {spec.env!r}; glassworld envs: {known} (env=ID)")
+        known = ", ".join(["GlassWorld-v0", *envs.SHIPPED])  # every glassworld id (`glassworld envs` says which run)
+        raise DatasetError(f"unknown env {spec.env!r}; glassworld ids: {known} (env=ID)")
     kwargs: dict[str, Any] = {"device": spec.device, "autoreset_mode": autoreset_mode}
     if spec.checkpoint:
         kwargs["checkpoint"] = str(spec.checkpoint)

@@ -649,7 +649,9 @@ def default_run_dir(cfg: AgentConfig) -> Path:
 
 def cli_main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
+        from worldmodel.cli import usage_of
+
+        print(usage_of("agent"))
         return 0
     from worldmodel.config import compose
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -38,6 +40,32 @@ def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
         with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
-        raise DatasetError(f"bad configuration override: {e}") from None
+        raise DatasetError(_unknown_key_message(str(e), config_name) or f"bad configuration override: {e}") from None
     OmegaConf.set_readonly(cfg, False)
     return cfg
+
+
+def config_keys(cfg: DictConfig) -> list[str]:
+    """Every dotted key of a config, sections included (``policy``, ``policy.lr``, ...)."""
+    out: list[str] = []
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out.append(f"{prefix}{k}")
+                walk(v, f"{prefix}{k}.")
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return out
+
+
+def _unknown_key_message(error: str, config_name: str) -> str | None:
+    """"unknown key K; did you mean N?" for Hydra's "Could not override 'K'" (None for any other error)."""
+    m = re.search(r"Could not override '([^']+)'", error)
+    if not m or "To append to your config" not in error:
+        return None
+    key = m.group(1)
+    keys = config_keys(compose([], config_name))
+    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}?" if near else f"keys: {', '.join(k for k in keys if '.' not in k)}"
+    return f"unknown key {key}; {hint} (to add a key the config does not have, write +{key}=...)"
