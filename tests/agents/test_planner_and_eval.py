@@ -263,3 +263,16 @@ def test_greedy_policy_walks_straight_to_targets(square_model):
     assert a.shape == (4, 2) and (a[:, 1] == 1).all()
     with pytest.raises(ValueError, match="code must be in"):
         GreedyPolicy(venv, square_model, code=99)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (gpu marker)")
+def test_planner_on_cuda_plans_on_the_envs_device_and_precision():
+    from square_world import SquareWorld
+
+    venv = GlassWorldVectorEnv(2, model=SquareWorld(device="cuda"), precision="bfloat16", max_episode_steps=30,
+                               autoreset_mode="same_step")
+    planner = CEMPlanner(venv, cfg=SMALL)
+    assert planner.device.type == "cuda" and planner.step_fn is venv.dream_step
+    stats = run_episodes(venv, planner, episodes=4, seed=1)
+    assert stats.success_rate >= 0.5

@@ -129,3 +129,32 @@ def test_bfloat16_precision_stays_close_to_float32(world_checkpoint):
     assert all(v.dtype == torch.float32 for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
     with pytest.raises(ValueError, match="precision must be one of"):
         GlassWorldVectorEnv(1, checkpoint=world_checkpoint, precision="fp8")
+
+
+# ---------------------------------------------------------------------------------------------- CUDA paths
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (gpu marker)")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_dream_repeats_and_bfloat16_stays_close(world_checkpoint):
+    from worldmodel.device import resolve_device
+
+    assert resolve_device("auto").type == "cuda"
+    envs_ = {p: GlassWorldVectorEnv(2, checkpoint=world_checkpoint, task="reach", device="auto", precision=p)
+             for p in ("float32", "bfloat16")}
+    assert envs_["float32"].device.type == "cuda" and envs_["float32"].dream_step.device.type == "cuda"
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, envs_["float32"].single_action_space.nvec, size=(2, 2)) for _ in range(5)]
+
+    def run(env):
+        out = [env.reset(seed=1)[0]]
+        for a in actions:
+            out.append(env.step(a)[0])
+        return np.stack(out).astype(np.int16)  # (6, 2, H, W, 3)
+
+    f32 = run(envs_["float32"])
+    np.testing.assert_array_equal(run(envs_["float32"]), f32)  # seeded CUDA rollouts repeat
+    assert np.abs(f32 - run(envs_["bfloat16"])).mean() < 4.0  # grey levels
+    state = envs_["bfloat16"].model_state
+    assert all(v.device.type == "cuda" for v in state.values() if torch.is_tensor(v))
