@@ -28,6 +28,7 @@ import torch
 from worldmodel.data.format import atomic_write_bytes
 from worldmodel.metrics import locate_agent
 from worldmodel.models import load_world_model
+from worldmodel.paths import portable_path
 
 
 @torch.no_grad()
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(a.threads)
     model = load_world_model(a.checkpoint, a.device)
-    result = {"checkpoint": str(Path(a.checkpoint).resolve()), **check_controls(model, a.starts, a.hold, a.seed)}
+    result = {"checkpoint": portable_path(Path(a.checkpoint).resolve()),
+              **check_controls(model, a.starts, a.hold, a.seed)}
     for r in result["shifts"]:
         m = r["measured_px"]
         print(f"{r['shift']:>11}: expected ({r['expected_px'][0]:+5.1f}, {r['expected_px'][1]:+5.1f}) px, measured "

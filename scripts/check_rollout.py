@@ -22,6 +22,7 @@ import torch
 from envs.diagnostics import rollout_stats
 from envs.dream import GlassWorldVectorEnv
 from worldmodel.data.format import atomic_write_bytes
+from worldmodel.paths import portable_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_rollout: error: {e}", file=sys.stderr)
         return 2
     stats = rollout_stats(env, args.steps, args.seed)
-    result = {"checkpoint": str(Path(args.checkpoint).resolve()), "device": str(env.device),
+    result = {"checkpoint": portable_path(Path(args.checkpoint).resolve()), "device": str(env.device),
               "threads": args.threads, **stats.to_dict()}
     text = json.dumps(result, indent=1)
     print(text)

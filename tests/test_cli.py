@@ -134,3 +134,35 @@ def test_inspect_errors_are_one_line(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "junk.pt")]) == 2
     assert "glassworld inspect: error:" in capsys.readouterr().err
     assert main(["inspect"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ no machine paths
+def test_portable_paths_are_relative_to_the_repo_or_home():
+    from pathlib import Path
+
+    from worldmodel.paths import REPO, portable_path, portable_paths
+
+    assert portable_path(REPO / "runs" / "x" / "policy.zip") == "runs/x/policy.zip"
+    assert portable_path(REPO.parent / "data" / "tennis64") == "../data/tennis64"  # a folder beside the repo
+    home = portable_path(Path.home() / ".cache" / "w.pth")  # ~/.cache/w.pth (../... when home holds the repo)
+    assert home.endswith(".cache/w.pth") and not home.startswith("/")
+    assert portable_path("/nonexistent-root/x/y") == "/nonexistent-root/x/y"  # elsewhere: as given
+    assert portable_path("runs/x") == "runs/x" and portable_path(None) is None
+    card = {"dataset": str(REPO.parent / "data" / "t"), "reasons": {"fid": f"looked for {REPO}/a/b.pth, nothing"},
+            "list": [str(REPO / "envs" / "m.pt"), 3], "url": "https://example.org/a/b"}
+    assert portable_paths(card) == {"dataset": "../data/t", "reasons": {"fid": "looked for a/b.pth, nothing"},
+                                    "list": ["envs/m.pt", 3], "url": "https://example.org/a/b"}
+
+
+def test_committed_results_and_cards_carry_no_absolute_paths():
+    import re
+    from pathlib import Path
+
+    from worldmodel.paths import REPO
+
+    files = [*(REPO / "docs" / "results").rglob("*.json"), *(REPO / "docs" / "results").rglob("*.md"),
+             *(REPO / "envs" / "checkpoints").glob("*.json"), *(REPO / "envs" / "checkpoints").glob("*.md")]
+    assert files
+    absolute = re.compile(r"[\"`(]/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")  # as the repository's before-stop hook
+    bad = [str(Path(f).relative_to(REPO)) for f in files if absolute.search(Path(f).read_text())]
+    assert bad == [], f"absolute machine paths in {bad}"

@@ -23,6 +23,7 @@ from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
 from .envinfo import estimate_shift_grid, recorded_places, spread_clip_batches
 from .models import GENERATION_FIELDS, generation_settings, load_world_model
+from .paths import portable_paths
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
             full_card["health"] = full_card["eval"]["health"]  # what gym.make enforces (worldmodel.health)
     full_card.update(card or {})
     full_card.setdefault("exported_on", platform.node() or "unknown")
+    full_card = portable_paths(full_card)  # no machine paths in the card (data beside the repo: ../data/...)
     payload["card"] = full_card
     save_checkpoint(out, payload)
     size_mb = out.stat().st_size / 2**20
