@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -428,9 +429,19 @@ def perceptual():
 
 
 def test_perceptual_network(perceptual) -> None:
-    from worldmodel.perceptual import find_vgg_weights
+    import os
 
-    assert perceptual.backbone == ("pretrained" if find_vgg_weights() is not None else "random")
+    from worldmodel.perceptual import ENV_VAR, VGG16_FILE
+
+    # where the weights would be, found here (not by the code under test); when there, they are what runs
+    env = os.environ.get(ENV_VAR)
+    file = Path(env).expanduser() if env else Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    if file.is_file():
+        assert perceptual.backbone == "pretrained"
+        sd = torch.load(file, map_location="cpu", weights_only=True)
+        torch.testing.assert_close(perceptual.net.net.slice1[0].weight.cpu(), sd["features.0.weight"])
+    else:
+        assert perceptual.backbone == "random"
     assert not any(p.requires_grad for p in perceptual.parameters())
     perceptual.train()
     assert not perceptual.training  # always eval (no dropout)
