@@ -17,6 +17,7 @@ import sys
 # name -> (module, one-line help). Only implemented commands are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("worldmodel.data.cli", "make a dataset: `data atari|sprites|videos ...` (see `data --help`)"),
+    "world": ("worldmodel.world", "video -> a playable, health-checked world in one command: `world IN OUT`"),
     "train": ("worldmodel.train", "train a world model: `train data.path=DIR model.preset=cpu train.steps=N ...`"),
     "eval": ("worldmodel.evaluate", "score a checkpoint: `eval checkpoint=PATH data.path=DIR out=FILE.json ...`"),
     "bench": ("worldmodel.bench", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),

@@ -168,8 +168,9 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
     if health is None:
         lines.append("- health: **not checked** (no `glassworld eval` in this card)")
     else:
+        found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
         lines.append(f"- health: **{'healthy' if health.get('healthy') else 'UNHEALTHY'}** (agent found on "
-                     f"{health.get('agent_found')} of real frames, beats copying frame 0: {health.get('beats_copy')}, "
+                     f"{found} of real frames, beats copying frame 0: {health.get('beats_copy')}, "
                      f"shift grid ok: {health.get('shift_grid_ok')}, codes used: {health.get('codes_used')}/"
                      f"{health.get('num_codes')})")
         lines += [f"  - problem: {p}" for p in health.get("problems", [])]

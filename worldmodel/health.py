@@ -210,3 +210,48 @@ def require_healthy(card: dict[str, Any] | None, name: str, allow_unhealthy: boo
             f"{name} is an unhealthy world: {problems}. Agents trained in it learn nothing about the real game. "
             "Retrain it (see README, 'A world from any video'), or pass allow_unhealthy=True to use it anyway")
     return health
+
+
+@dataclass
+class MaskWatch:
+    """Watches the agent masks of training batches; warns the moment the mask collapses (or never forms).
+
+    :meth:`update` takes the model's masks of real training frames, returns the share of frames on which the shared
+    locator finds an agent (logged as ``health/agent_found``), and logs a warning when that share falls below
+    ``collapse_below`` after having reached ``formed_above`` — an agent mask that was found and then emptied or
+    flooded the frame. :meth:`final_problem` says, at the end of training, whether the agent is still not found.
+    """
+
+    height: int
+    width: int
+    cfg: HealthConfig = field(default_factory=HealthConfig)
+    formed_above: float = 0.5
+    collapse_below: float = 0.1
+    best: float = 0.0
+    last: float | None = None
+    warned_at: int | None = None
+
+    def update(self, mask: torch.Tensor, step: int) -> float:
+        """mask: (B, T, 1, H, W) in [0, 1]; returns the share of frames with an agent found."""
+        import logging
+
+        scale = max(self.height, self.width) / M.POSITION_SCALE_PX
+        _, found = M.locate_agent(mask.detach().float(), self.cfg.mask_threshold,
+                                  self.cfg.min_mask_area * scale * scale)
+        share = float(found.float().mean())
+        if share >= self.formed_above:
+            self.warned_at = None  # formed (again): a later collapse is news
+        elif self.best >= self.formed_above and share < self.collapse_below and self.warned_at is None:
+            self.warned_at = step
+            logging.getLogger("worldmodel.train").warning(
+                "HEALTH: the agent mask collapsed at step %d: an agent is found on %.0f%% of training frames (it was "
+                "%.0f%%); the mask is empty or floods the frame", step, 100 * share, 100 * self.best)
+        self.best, self.last = max(self.best, share), share
+        return share
+
+    def final_problem(self) -> str | None:
+        """A sentence when the agent is not found on enough of the last training batch's frames, else None."""
+        if self.last is None or self.last >= self.cfg.min_agent_found:
+            return None
+        return (f"at the end of training the agent is found on {self.last:.0%} of training frames (needs >= "
+                f"{self.cfg.min_agent_found:.0%})")

@@ -1,0 +1,66 @@
+"""`glassworld world IN OUT`: the one command from video to a world (tiny preset, a few seconds of training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from test_train import make_dataset
+from worldmodel.checkpoint import load_checkpoint
+from worldmodel.cli import main
+from worldmodel.datastats import MotionStatsConfig, background_shift, moving_share
+
+
+@pytest.mark.slow
+def test_world_end_to_end_then_resume(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", n_train=3, n_val=2, frames=24)
+    out = tmp_path / "world"
+    args = ["world", str(data), str(out), "--budget-min", "0.05", "--preset", "tiny", "--workers", "0",
+            "--eval-clips", "2", "--device", "cpu"]
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    for name in ("world.pt", "world.json", "world.md", "eval_val.json", "settings.json", "run/checkpoint.pt"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "world.json").read_text())
+    assert set(card["health"]) >= {"healthy", "problems", "agent_found", "beats_copy", "shift_grid_ok", "codes_used"}
+    settings = json.loads((out / "settings.json").read_text())
+    assert 0 < settings["mask_size"] <= 0.15 and settings["motion"]["moving_share"] > 0
+    assert load_checkpoint(out / "world.pt")["model_config"]["mask_size"] == pytest.approx(settings["mask_size"])
+    assert f"glassworld play checkpoint={out / 'world.pt'}" in printed
+    # an untrained tiny model does not find its agent: the command says so rather than shipping it as healthy
+    assert ("UNHEALTHY" in printed) == (not card["health"]["healthy"])
+    steps = load_checkpoint(out / "run" / "checkpoint.pt")["step"]
+
+    # the same command again resumes the run (same settings file, the budget already spent: no new steps)
+    assert main(args) == 0, capsys.readouterr().err
+    assert load_checkpoint(out / "run" / "checkpoint.pt")["step"] in (steps, steps + 1)
+
+
+def test_world_refuses_a_missing_source(tmp_path, capsys):
+    assert main(["world", str(tmp_path / "nope"), str(tmp_path / "w")]) == 2
+    assert "neither a dataset folder" in capsys.readouterr().err
+
+
+def test_background_shift_is_recovered():
+    rng = np.random.default_rng(0)
+    a = torch.as_tensor(rng.random((48, 64)), dtype=torch.float32)
+    b = torch.roll(a, shifts=(2, -3), dims=(0, 1))  # content moves 3 px left and 2 px down
+    assert background_shift(a, b, 8) == (-3, 2)
+
+
+def test_moving_share_counts_the_agent_not_a_panning_background():
+    rng = np.random.default_rng(1)
+    bg = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+    frames = []
+    for t in range(6):
+        f = np.roll(bg, shift=2 * t, axis=1).copy()  # the background pans 2 px per frame
+        f[20:28, 10 + 3 * t:18 + 3 * t] = (255, 0, 0)  # an 8x8 agent moving 3 px per frame
+        frames.append(f)
+    video = torch.as_tensor(np.stack(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
+    share, bg_shift = moving_share(video, MotionStatsConfig())
+    assert (bg_shift == [[2, 0]] * 5).all()
+    # the agent's old and new places differ (<= 2 x 64 px of 64 x 96); the panning background does not count
+    assert (share > 0).all() and (share <= 2 * 64 / (64 * 96)).all()
