@@ -27,6 +27,8 @@ from worldmodel.data.sprites import (
     video_rng,
 )
 
+from .kill import assert_same_files, run_and_kill
+
 REPO = Path(__file__).resolve().parents[2]
 LPC = REPO.parent / "shared/data/lpc_sprites"  # the real sheets, used in place (never copied)
 FRAMES = 40
@@ -313,6 +315,20 @@ def test_resume_rewrites_identical_videos(tmp_path, lpc_sprites):
         _make(root, "lpc", videos=3, per_sprite=1, frames=12, seed=1)
     with pytest.raises(DatasetError, match="sprites"):  # a procedural run into an LPC folder
         _make(root, "procedural", videos=3, per_sprite=1, frames=12)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_writes_byte_identical_files(tmp_path):
+    """kill -9 after the first video file, run the command again: every file equals an uninterrupted run's."""
+    out = tmp_path / "ds"
+    argv = ["sprites", "--out", str(out), "--videos", "4", "--frames", "8", "--per-sprite", "2", "--seed", "3",
+            "--no-progress"]
+    assert cli_main(argv) == 0
+    out.rename(tmp_path / "reference")
+    left = run_and_kill(argv, out)
+    assert 1 <= left < 4 and not (out / "manifest.json").exists()
+    assert cli_main(argv) == 0
+    assert_same_files(out, tmp_path / "reference")
 
 
 def test_workers_write_the_same_videos(tmp_path):

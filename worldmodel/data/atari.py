@@ -15,9 +15,12 @@ What is recorded
   action; the screen after the last of them is kept, rewards are summed over them.
 * **Behaviour policy**: a uniformly random action of the game's minimal action set, held for a uniformly random
   number of steps in ``1..--max-hold`` (default 8), so the agent makes runs of motion in varied directions rather
-  than jittering in place. Episode ``i`` draws from ``numpy.random.default_rng([seed, i])`` and the emulator is
-  deterministic (no sticky actions), so an episode depends on ``(game, seed, i, max_steps, frame_skip, max_hold)``
-  only, never on which episodes were generated before it: a resumed run writes the same files.
+  than jittering in place. Episode ``i`` draws from ``numpy.random.default_rng([seed, i])``; the emulator is
+  deterministic (no sticky actions) and is put back into its power-on state, its random-number generator (seeded
+  with ``seed``) included, before every episode. So an episode depends on ``(game, seed, i, max_steps, frame_skip,
+  max_hold)`` only, never on which episodes were generated before it: a killed and resumed run writes
+  byte-identical files. (Before this restore, the emulator's generator ran on from episode to episode, so an
+  episode recorded after others could differ from the same episode recorded first.)
 * **Frames** are cropped to the game's play area (see :data:`GAME_PRESETS`; other games keep the full 210x160
   screen) and area-resized (PIL ``BOX``) to ``--size`` (default 96x128, HxW).
 * **Ground truth** per frame: ``action`` (raw ALE joystick id, 0..17, of the step into frame t; -1 for frame 0),
@@ -264,6 +267,9 @@ class AtariRecorder:
         self.ale.setFloat("repeat_action_probability", 0.0)  # deterministic emulator: episodes depend on the policy
         self.ale.setInt("frame_skip", 1)  # skipping is done here, so rewards and game over are seen per frame
         self.ale.loadROM(str(rom))
+        # every episode starts from this power-on state, emulator RNG included (reset_game draws from it): an
+        # episode must not depend on the episodes this process played before it
+        self._power_on = self.ale.cloneState(include_rng=True)
         self.actions = list(self.ale.getMinimalActionSet())
         self.action_ids = np.array([a.value for a in self.actions], dtype=np.int64)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atari-io")  # resize + compress
@@ -335,6 +341,7 @@ class AtariRecorder:
             chunk = np.empty_like(chunk)
 
         ale = self.ale
+        ale.restoreState(self._power_on)
         ale.reset_game()
         ale.getScreenRGB(chunk[0])
         ale.getRAM(rams[0])
