@@ -241,7 +241,7 @@ def test_windows_where_the_agent_teleports_are_left_out_of_pos_err(tmp_path: Pat
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "d", videos=1, split="train")
-    with pytest.raises(DatasetError, match="no video"):
+    with pytest.raises(DatasetError, match=r"split 'test' .* is empty"):
         evaluate(cfg_for(data), model=OracleModel())  # empty test split
     with pytest.raises(DatasetError, match="clip_len"):
         cfg_for(data, clip_len=1)
@@ -319,6 +319,46 @@ def test_cli_reports_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli_main([f"checkpoint={tmp_path / 'none.pt'}", f"data.path={tmp_path}"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli_main(["eval.nonsense=3"]) == 2
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
+    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        return ro
+    (ro / "probe").unlink()
+    ro.chmod(0o755)
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "a-file"
+
+
+def test_cli_checks_out_before_evaluating_and_prints_the_table_before_writing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import worldmodel.evaluate as E
+
+    calls = []
+    result = {"split": "test", "clips": 3, "checkpoint": "c.pt", "dataset": "d", "reasons": {}, "miou": 0.625}
+    monkeypatch.setattr(E, "evaluate", lambda cfg: calls.append(cfg) or result)
+    out = _unwritable(tmp_path) / "eval.json"
+    assert cli_main(["checkpoint=c.pt", f"data.path={tmp_path}", f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert f"out= {out} is not writable" in err and not calls, "evaluated before checking out="
+    # out= passes the check but the write fails later (the disk fills up): the table is shown all the same
+    good = tmp_path / "res" / "eval.json"
+
+    def full_disk(path, obj):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(E, "atomic_write_json", full_disk)
+    assert cli_main(["checkpoint=c.pt", f"data.path={tmp_path}", f"out={good}"]) == 1
+    printed = capsys.readouterr()
+    assert "miou" in printed.out and "0.625" in printed.out and len(calls) == 1
+    assert f"could not write {good}: No space left on device (the results are above)" in printed.err
 
 
 # ------------------------------------------------------------------------------------ FID / FVD plumbing

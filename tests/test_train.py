@@ -77,6 +77,22 @@ def trained(data, tmp_path_factory) -> tuple[Path, dict]:
     return run_dir, metrics
 
 
+def unwritable(tmp_path: Path) -> Path:
+    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
+    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        return ro
+    (ro / "probe").unlink()
+    ro.chmod(0o755)
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "a-file"
+
+
 def subprocess_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
@@ -312,6 +328,171 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(trained, data, tmp
             "+model.num_codes=7")
 
 
+def test_resume_refuses_a_change_of_model_preset_or_data_naming_it(trained, data, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained[0], copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    base = [f"run_dir={copy}", "resume=true", "train.steps=6", "data.workers=0", "train.progress=false"]
+    # the model group on the command line (it used to be dropped silently in favour of the saved config)
+    assert cli_main([*base, "model=keypoint"]) == 2
+    assert "cannot change model: saved 'glass', now 'keypoint'" in capsys.readouterr().err
+    assert cli_main([*base, "model.preset=cpu"]) == 2
+    assert "cannot change model.preset: saved 'tiny', now 'cpu'" in capsys.readouterr().err
+    other = make_dataset(tmp_path / "other", n_train=4, seed=5)
+    assert cli_main([*base, f"data.path={other}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot change data train split: saved 3 videos / 36 frames, now 4 / 48" in err and str(other) in err
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before, "a refused resume wrote"
+    # the same data in another folder is the same data: the run continues
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    assert run(moved, copy, "resume=true", "train.steps=5")["step"] == 5
+
+
+def _bad_files(root: Path) -> dict[str, str]:
+    """Make v0 a truncated archive and v1 a video of another frame size (listed in the manifest); return
+    {name: file} of the two."""
+    (root / "videos" / "v0.npz").write_bytes((root / "videos" / "v0.npz").read_bytes()[:300])
+    odd = DatasetWriter(root.parent / "odd", source="synthetic", height=SIZE, width=SIZE + 8, fps=10)
+    odd.write("v1", np.zeros((12, SIZE, SIZE + 8, 3), np.uint8), split="train")
+    (root / "videos" / "v1.npz").write_bytes((root.parent / "odd" / "videos" / "v1.npz").read_bytes())
+    return {"v0": "BadZipFile", "v1": f"(12, {SIZE}, {SIZE + 8}, 3)"}
+
+
+def test_unusable_video_files_are_named_and_left_out_before_step_1(tmp_path, caplog):
+    root = make_dataset(tmp_path / "d" / "data", n_train=4)
+    bad = _bad_files(root)
+    files = {p.name: p.read_bytes() for p in (root / "videos").iterdir()}
+    with caplog.at_level("WARNING", logger="worldmodel.data.format"):
+        metrics = run(root, tmp_path / "run", "train.steps=3", "train.checkpoint_every=2", "train.image_every=0")
+    assert metrics["step"] == 3 and metrics["steps_run"] == 3  # no step lost
+    warned = [r.getMessage() for r in caplog.records]
+    for name, why in bad.items():  # each bad file named once, with why
+        hits = [m for m in warned if f"videos/{name}.npz" in m]
+        assert len(hits) == 1 and why in hits[0] and "left out" in hits[0], warned
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["step"] == 3 and ckpt["data_fingerprint"]["skipped"] == ["v0", "v1"]
+    assert ckpt["data_fingerprint"]["train_videos"] == 2
+    assert {p.name: p.read_bytes() for p in (root / "videos").iterdir()} == files, "the data was changed"
+    # a split left with no usable video: one error before step 1, naming the files
+    only = make_dataset(tmp_path / "e" / "data", n_train=2)
+    _bad_files(only)
+    with pytest.raises(DatasetError, match=r"has no usable video: 2 unusable video files .*v0.npz: not a readable"):
+        run(only, tmp_path / "run2", "train.steps=1")
+    assert not (tmp_path / "run2" / "checkpoint.pt").exists()
+
+
+def _corrupt_inside(path: Path) -> None:
+    """Flip bytes late in the compressed frames of an .npz: its directory and array headers stay readable, so
+    only decompressing the frames (the full check, or training) finds it."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("frames.npy")
+    raw = bytearray(path.read_bytes())
+    data_start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(10):
+        raw[data_start + info.compress_size - 40 - k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+
+def test_a_file_corrupt_inside_stops_training_with_a_checkpoint_and_data_check_full_skips_it(tmp_path, monkeypatch):
+    import zipfile
+
+    from worldmodel import train as T
+
+    root = make_dataset(tmp_path / "data", n_train=8)
+    noise = DatasetWriter(tmp_path / "noisy", source="synthetic", height=SIZE, width=SIZE, fps=10)
+    frames = np.random.default_rng(0).integers(0, 256, (12, SIZE, SIZE, 3), dtype=np.uint8)  # incompressible
+    noise.write("v5", frames, split="train")
+    target = root / "videos" / "v5.npz"
+    target.write_bytes((tmp_path / "noisy" / "videos" / "v5.npz").read_bytes())
+    _corrupt_inside(target)
+    with zipfile.ZipFile(target) as zf:  # the header check decompresses a few kB at the start only
+        assert zf.getinfo("frames.npy").compress_size > 32 * 1024
+    forward, calls = T._LossModule.forward, []
+
+    def counting(self, frames, step):
+        calls.append(step)
+        return forward(self, frames, step)
+
+    monkeypatch.setattr(T._LossModule, "forward", counting)
+    with pytest.raises(DatasetError, match=r"videos/v5.npz is unreadable .*data.check=full"):
+        run(root, tmp_path / "run", "train.steps=200", "train.checkpoint_every=1000", "train.image_every=0")
+    assert calls, "the bad file was read before the first step (the seeded order should reach it later)"
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == len(calls)  # the steps done are saved
+    metrics = run(root, tmp_path / "full", "train.steps=2", "data.check=full", "train.image_every=0")
+    assert metrics["step"] == 2
+    assert load_checkpoint(tmp_path / "full" / "checkpoint.pt")["data_fingerprint"]["skipped"] == ["v5"]
+
+
+def _fail_at(monkeypatch, at_step: int, exc: Exception, then=None) -> None:
+    """Make the training step ``at_step`` (0-based) raise ``exc`` before the model runs (calling ``then()``
+    first, if given)."""
+    from worldmodel import train as T
+
+    forward = T._LossModule.forward
+
+    def failing(self, frames, step):
+        if step == at_step:
+            if then is not None:
+                then()
+            raise exc
+        return forward(self, frames, step)
+
+    monkeypatch.setattr(T._LossModule, "forward", failing)
+
+
+def test_an_error_mid_training_saves_a_checkpoint_first_and_resume_is_exact(data, tmp_path, monkeypatch):
+    common = ("train.checkpoint_every=2", "train.dead_code_window=2", "train.image_every=0", "data.workers=1")
+    straight = run(data, tmp_path / "a", "train.steps=6", *common)
+    with monkeypatch.context() as m:
+        _fail_at(m, 3, RuntimeError("injected failure"))
+        with pytest.raises(RuntimeError, match="injected failure"):  # the error still reaches the caller
+            run(data, tmp_path / "b", "train.steps=6", *common)
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert ckpt["step"] == 3  # steps 0, 1, 2 completed; the periodic checkpoint only had 2
+    assert not list((tmp_path / "b").glob(".*.tmp"))
+    resumed = run(data, tmp_path / "b", "resume=true", "train.steps=6", *common)
+    assert resumed["steps_run"] == 3 and resumed["final_losses"] == straight["final_losses"]
+    a, b = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert a["rng"]["sampler"] == b["rng"]["sampler"]
+
+
+def test_a_save_that_fails_after_an_error_leaves_the_last_checkpoint_intact(data, tmp_path, monkeypatch, caplog):
+    import worldmodel.data.format as F
+
+    run_dir = tmp_path / "run"
+    common = ("train.checkpoint_every=2", "train.image_every=0")
+    run(data, run_dir, "train.steps=2", *common)
+    saved = (run_dir / "checkpoint.pt").read_bytes()
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    # at step 3 the disk fills up (every later save fails after writing its temp file), then the step fails
+    _fail_at(monkeypatch, 3, RuntimeError("injected failure"), lambda: monkeypatch.setattr(F.os, "fsync", full_disk))
+    with pytest.raises(RuntimeError, match="injected failure"):  # the original error, not the save's
+        run(data, run_dir, "resume=true", "train.steps=6", *common)
+    assert (run_dir / "checkpoint.pt").read_bytes() == saved
+    assert not list(run_dir.glob(".*.tmp"))
+    assert any("saving a checkpoint failed too" in r.getMessage() for r in caplog.records)
+
+
+def test_unwritable_run_dir_is_one_error_before_any_work(data, tmp_path, capsys, monkeypatch):
+    from worldmodel import train as T
+
+    built = []
+    monkeypatch.setattr(T._Trainer, "_build_model", lambda self, ckpt: built.append(1))
+    run_dir = unwritable(tmp_path) / "run"
+    assert cli_main(overrides(data, run_dir, "train.steps=1")) == 2
+    err = capsys.readouterr().err
+    assert f"run_dir {run_dir} is not writable" in err and "Traceback" not in err
+    assert not built, "work started before the run_dir was checked"
+
+
 # ------------------------------------------------------------------------------------------------ env_info
 class _KnownMotion(torch.nn.Module):
     """estimate_shifts returns the moving square's true motion (red-pixel centroid)."""
@@ -392,6 +573,17 @@ def test_bench_train_writes_json(tmp_path, capsys):
     assert bench_main(["train", "model.preset=tiny", "bench.precision=half"]) == 2
     assert "bench.precision must be one of ['float32', 'bfloat16']" in capsys.readouterr().err
     assert bench_main(["nope"]) == 2
+
+
+def test_bench_refuses_an_unwritable_out_before_running(tmp_path, capsys, monkeypatch):
+    from worldmodel import bench
+    from worldmodel.bench import cli_main as bench_main
+
+    ran = []
+    monkeypatch.setitem(bench.BENCHES, "train", (lambda cfg: ran.append(1) or {}, bench.BENCHES["train"][1]))
+    out = unwritable(tmp_path) / "bench.json"
+    assert bench_main(["train", "model.preset=tiny", f"out={out}"]) == 2
+    assert f"out= {out} is not writable" in capsys.readouterr().err and not ran
 
 
 # ------------------------------------------------------------------------------------------------ ship

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .data.format import DatasetError, atomic_write_json
+from .data.format import DatasetError, atomic_write_json, check_writable
 from .precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
@@ -239,8 +239,10 @@ def cli_main(argv: list[str]) -> int:
 
     try:
         cfg = compose(rest, config_name=BENCH_CONFIGS.get(name, "config"))
-        result = BENCHES[name][0](cfg)
         out = cfg.get("out")
+        if out:
+            check_writable(out, "out=", folder=False)  # before the benchmark runs
+        result = BENCHES[name][0](cfg)
         if out:
             atomic_write_json(Path(out), result)
             result["out"] = str(out)

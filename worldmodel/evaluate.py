@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from . import metrics as M
 from .health import HealthAccumulator, assess
 from .models import generation_of, load_world_model, set_generation
-from .data.format import DatasetError, atomic_write_json
+from .data.format import DatasetError, atomic_write_json, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -713,13 +713,19 @@ def cli_main(argv: list[str]) -> int:
         if cfg.checkpoint is None or cfg.data_path is None:
             raise DatasetError("usage: glassworld eval checkpoint=PATH data.path=DIR [out=FILE.json] "
                                "[split=val|test] [eval.clips=N] [eval.clip_len=T] [device=...] [seed=N]")
+        if cfg.out:
+            check_writable(cfg.out, "out=", folder=False)  # before any work
         result = evaluate(cfg)
     except (DatasetError, ValueError) as e:
         print(f"glassworld eval: error: {e}", file=sys.stderr)
         return 2
+    print(format_table(result), flush=True)  # first: the results are shown even if writing them fails
     if cfg.out:
-        atomic_write_json(Path(cfg.out), result)
-    print(format_table(result))
-    if cfg.out:
+        try:
+            atomic_write_json(Path(cfg.out), result)
+        except OSError as e:
+            print(f"glassworld eval: error: could not write {cfg.out}: {e.strerror or e} (the results are above)",
+                  file=sys.stderr)
+            return 1
         print(f"wrote {cfg.out}")
     return 0

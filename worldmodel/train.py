@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import itertools
 import json
@@ -55,8 +56,10 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .health import MaskWatch
 from .data.dataset import ClipConfig, ClipDataset, make_loader
-from .data.format import DatasetError, atomic_write_bytes, atomic_write_json, read_manifest
+from .data.format import (CHECK_LEVELS, DatasetError, atomic_write_bytes, atomic_write_json, check_writable,
+                          read_manifest)
 from .envinfo import EnvInfoConfig, PlacesConfig, compute_env_info, recorded_places, spread_clip_batches
 from .precision import autocast, check_precision
 
@@ -71,6 +74,7 @@ class DataSettings:
     path: str | None = None  # dataset folder (required)
     workers: int = 2  # DataLoader worker processes per rank
     frame_skip: int | None = None  # None: the model config's default
+    check: str = "header"  # video files checked when opened: header (fast) | full (decompress all) | off
 
 
 @dataclass
@@ -100,6 +104,7 @@ class TrainSettings:
     progress: bool = True
     threads: int | None = None  # torch CPU threads per process; None: torch's default
     precision: str = "float32"  # float32 | bfloat16 (autocast mixed precision, worldmodel.precision)
+    time_budget_min: float | None = None  # stop (saving a checkpoint) once the run has trained this many minutes
 
 
 @dataclass
@@ -170,11 +175,15 @@ def validate(cfg: TrainRunConfig) -> None:
         raise DatasetError(f"train.threads must be >= 1 (or null for torch's default), got {t.threads}")
     if t.batch_size is not None and t.batch_size < 1:
         raise DatasetError(f"train.batch_size must be >= 1, got {t.batch_size}")
+    if t.time_budget_min is not None and not t.time_budget_min > 0:
+        raise DatasetError(f"train.time_budget_min must be > 0 (or null), got {t.time_budget_min}")
     check_precision(t.precision, "train.precision")
     if cfg.data.workers < 0:
         raise DatasetError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if cfg.data.frame_skip is not None and cfg.data.frame_skip < 0:
         raise DatasetError(f"data.frame_skip must be >= 0, got {cfg.data.frame_skip}")
+    if cfg.data.check not in CHECK_LEVELS:
+        raise DatasetError(f"data.check must be one of {list(CHECK_LEVELS)}, got {cfg.data.check!r}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise DatasetError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -345,6 +354,56 @@ def _hparams_table(cfg: TrainRunConfig, model_cfg: dict[str, Any], extra: dict[s
     return "\n".join(rows)
 
 
+def _differences(name: str, saved: Any, now: Any) -> list[str]:
+    """``["model.preset: saved 'cpu', now 'tiny'", ...]``: each leaf that differs between two config values."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out: list[str] = []
+        for k in list(saved) + [k for k in now if k not in saved]:
+            out += _differences(f"{name}.{k}", saved.get(k), now.get(k))
+        return out
+    return [] if saved == now else [f"{name}: saved {saved!r}, now {now!r}"]
+
+
+def data_fingerprint(manifest: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """What identifies the training data of a run: the train videos actually used (after the checks), their
+    lengths, the frame size and source. Saved in checkpoints as ``data_fingerprint``; resume compares it."""
+    train = sorted(manifest["splits"].get("train") or [])
+    frames = [int(manifest["videos"][n]["frames"]) for n in train]
+    digest = hashlib.sha1(json.dumps([train, frames]).encode()).hexdigest()[:16]
+    return {"path": str(Path(path).resolve()), "source": manifest.get("source"),
+            "resolution": [int(manifest["height"]), int(manifest["width"])], "train_videos": len(train),
+            "train_frames": int(sum(frames)), "train_hash": digest,
+            "skipped": sorted(manifest.get("skipped") or {})}
+
+
+def _data_differences(saved: dict[str, Any] | None, now: dict[str, Any], saved_path: str | None,
+                      now_path: str | None) -> list[str]:
+    """How the data differs from the saved run's (empty when it is the same data, even if moved)."""
+    if not saved:  # a checkpoint from before data fingerprints: only the folder can be compared
+        same = Path(saved_path or "").resolve() == Path(now_path or "").resolve()
+        return [] if same else [f"data.path: saved {saved_path!r}, now {now_path!r}"]
+    diffs = []
+    for key in ("source", "resolution"):
+        if saved.get(key) != now[key]:
+            diffs.append(f"data {key}: saved {saved.get(key)!r}, now {now[key]!r}")
+    if saved.get("train_hash") != now["train_hash"]:
+        detail = (f"data train split: saved {saved.get('train_videos')} videos / {saved.get('train_frames')} frames, "
+                  f"now {now['train_videos']} / {now['train_frames']}")
+        new_bad = sorted(set(now["skipped"]) - set(saved.get("skipped") or []))
+        fixed = sorted(set(saved.get("skipped") or []) - set(now["skipped"]))
+        if new_bad:
+            detail += f", newly left out as unusable: {new_bad}"
+        if fixed:
+            detail += f", usable again: {fixed}"
+        if saved.get("path") != now["path"]:
+            detail += f" (data.path: saved {saved.get('path')!r}, now {now['path']!r})"
+        diffs.append(detail)
+    elif saved.get("path") != now["path"]:
+        logger.warning("data.path changed from %s to %s; the data is the same, so the run continues",
+                       saved.get("path"), now["path"])
+    return diffs
+
+
 # ---------------------------------------------------------------------------------------------- images
 def _to01(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1], clamped; grey masks become RGB."""
@@ -418,7 +477,10 @@ def train(cfg: TrainRunConfig | DictConfig | dict[str, Any], run_dir: str | Path
     if not cfg.resume and ckpt_path.exists():
         raise DatasetError(f"{run_dir} already holds a run (checkpoint.pt); continue it with resume=true or "
                            "choose another run_dir=")
-    manifest = read_manifest(Path(cfg.data.path))  # one clear error for a missing / foreign folder
+    read_manifest(Path(cfg.data.path), check="off")  # one clear error for a missing / foreign folder
+    check_writable(run_dir, "run_dir")  # before any work: an unwritable run_dir is one error, not a lost run
+    # the video files are checked here, before step 1; unusable ones are left out with a warning naming each
+    manifest = read_manifest(Path(cfg.data.path), check=cfg.data.check)
 
     world, rank, local_rank, created_pg = _init_distributed(cfg.device)
     if rank == 0:
@@ -443,6 +505,7 @@ class _Trainer:
         self.writer: Any = None
         self.start_frames: torch.Tensor | None = None
         self._places: dict[str, Any] | None = None  # env_info reach_from / reach_to (recorded_places)
+        self._last_env_info: dict[str, Any] | None = None  # kept for a save after an error
 
     # ------------------------------------------------------------------ setup
     def _build_model(self, ckpt: dict[str, Any] | None) -> nn.Module:
@@ -480,7 +543,8 @@ class _Trainer:
                     path, src.get("step"))
 
     def _check_resume(self, ckpt: dict[str, Any]) -> None:
-        """Exact continuation needs the same model, seed, batch and data order as the saved run."""
+        """Exact continuation needs the same model (name, preset, overrides), seed, batch, data order and data as
+        the saved run; any difference is one error naming each changed setting."""
         saved = ckpt.get("run_config") or {}
         now = self.cfg.to_dict()
         fixed = [("model",), ("seed",), ("train", "batch_size"), ("data", "frame_skip")]
@@ -489,18 +553,18 @@ class _Trainer:
             a, b = saved, now
             for k in keys:
                 a, b = (a or {}).get(k), (b or {}).get(k)
-            if a != b:
-                diffs.append(f"{'.'.join(keys)}: saved {a!r}, now {b!r}")
+            diffs += _differences(".".join(keys), a, b)
+        diffs += _data_differences(ckpt.get("data_fingerprint"), data_fingerprint(self.manifest, self.cfg.data.path),
+                                   saved.get("data", {}).get("path"), self.cfg.data.path)
         if diffs:
             raise DatasetError("resume=true cannot change " + "; ".join(diffs) +
-                               " (drop these overrides, or start a new run_dir)")
+                               " (drop these overrides, or start a new run_dir; init_from=RUN/checkpoint.pt starts "
+                               "a new run from the saved weights)")
         rng = ckpt.get("rng") or {}
         if rng.get("world_size", 1) != self.world:
             raise DatasetError(f"the run was saved with {rng.get('world_size', 1)} processes and is resumed with "
                                f"{self.world}; resume with the same number of processes (torchrun "
                                f"--nproc_per_node {rng.get('world_size', 1)})")
-        if Path(saved.get("data", {}).get("path") or "").resolve() != Path(self.cfg.data.path).resolve():
-            logger.warning("data.path changed from %s to %s", saved.get("data", {}).get("path"), self.cfg.data.path)
 
     def run(self) -> dict[str, Any]:
         cfg, t = self.cfg, self.cfg.train
@@ -523,10 +587,11 @@ class _Trainer:
         frame_skip = cfg.data.frame_skip if cfg.data.frame_skip is not None else int(mcfg.frame_skip)
         clip_len = int(mcfg.clip_len_max)
         self.perceptual = perceptual_backbone(model)
+        self.mask_watch = MaskWatch(int(model.height), int(model.width))
 
         # ---- data
         dataset = ClipDataset(cfg.data.path, "train", ClipConfig(clip_len=clip_len, frame_skip=frame_skip,
-                                                                 ground_truth=False))
+                                                                 ground_truth=False, check=cfg.data.check))
         if len(dataset) < batch:
             raise DatasetError(f"the train split of {cfg.data.path} has {len(dataset)} clips of {clip_len} frames, "
                                f"fewer than train.batch_size={batch}; use a smaller batch or more data")
@@ -625,8 +690,12 @@ class _Trainer:
         sums: dict[str, float] = {}
         last: dict[str, float] = {}
         stopped: str | None = None
+        budget_s = None if t.time_budget_min is None else 60.0 * t.time_budget_min
+        out_of_time = False
         batches = self._batches(loader, sampler, per_rank)
         model.train()
+        committed = self._commit()  # the state after the last completed step (saved if a step fails)
+        self._saved_step = p.step  # the step of the checkpoint on disk (a resumed run's, or none yet at 0)
         with _Stop() as stop:
             try:
                 while p.step < t.steps:
@@ -653,9 +722,16 @@ class _Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                     self._count_codes(aux)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{last['total']:.4f}", refresh=False)
+                    spent = self._wall_base + (time.perf_counter() - self._session_start)
+                    left = {} if budget_s is None else {"left": f"{max(budget_s - spent, 0) / 60:.1f}min"}
+                    bar.set_postfix(loss=f"{last['total']:.4f}", **left, refresh=False)
+                    out_of_time = budget_s is not None and spent >= budget_s
 
-                    if p.step % t.log_every == 0 or p.step == t.steps or stop_all:
+                    if p.step % t.log_every == 0 or p.step == t.steps or stop_all or out_of_time:
+                        if "mask" in aux:  # the health checks' agent_found, as it goes (warns on a collapse)
+                            found = self.mask_watch.update(aux["mask"], p.step)
+                            if self.writer is not None:
+                                self.writer.add_scalar("health/agent_found", found, p.step)
                         now = time.perf_counter()
                         n = p.step - log_step
                         self._log_scalars({k: v / n for k, v in sums.items()}, n / max(now - log_t0, 1e-9),
@@ -668,9 +744,16 @@ class _Trainer:
                     if stop_all:
                         stopped = signal.Signals(stop.signal).name if stop.signal else "signal on another rank"
                         break
+                    if out_of_time:
+                        logger.info("time budget of %.1f min reached at step %d", t.time_budget_min, p.step)
+                        break
                     if p.step % t.checkpoint_every == 0 and p.step < t.steps:
                         self._save_checkpoint()
+                    committed = self._commit()
                 self._save_checkpoint()
+            except Exception:  # an unexpected error: keep what was learned, then let it propagate
+                self._save_after_error(committed)
+                raise
             finally:
                 bar.close()
                 batches.close()
@@ -682,6 +765,8 @@ class _Trainer:
             "step": p.step, "steps_run": steps_run, "steps_per_s": sps,
             "frames_per_s": sps * self.batch * n_obs_last if sps else None,
             "wall_time_s": p.wall_time, "final_losses": last, "interrupted": stopped,
+            "stopped_by": stopped or ("time_budget" if out_of_time else "steps"),
+            "health_problem": self.mask_watch.final_problem(),
             "perceptual": self.perceptual, "world_size": self.world, "batch_size": self.batch,
             "device": str(self.device), "dead_codes_reset": p.dead_codes_reset,
             "checkpoint": str(self.run_dir / "checkpoint.pt"), "rank": self.rank,
@@ -797,6 +882,17 @@ class _Trainer:
                                                   self.batch)
         return self._env_clips
 
+    def _env_info_for_save(self, after_error: bool) -> dict[str, Any] | None:
+        """:meth:`_env_info`; after an error, the last one computed (or None) when computing it fails."""
+        if not after_error:
+            self._last_env_info = self._env_info()
+            return self._last_env_info
+        try:
+            self._last_env_info = self._env_info()
+        except Exception:  # noqa: BLE001 - the checkpoint matters more than fresh env info
+            logger.exception("env info could not be computed after the error; saving the last one")
+        return self._last_env_info
+
     def _env_info(self) -> dict[str, Any]:
         with _preserve_rng():
             info = compute_env_info(
@@ -815,8 +911,49 @@ class _Trainer:
         info.update(self._places)
         return info
 
-    def _save_checkpoint(self) -> None:
-        """Write run_dir/checkpoint.pt (rank 0); every rank contributes its RNG state."""
+    def _commit(self) -> tuple[int, int, int, dict[str, Any]]:
+        """(step, epoch, batch_in_epoch, RNG states) now, at the end of a completed step."""
+        p = self.progress
+        return p.step, p.epoch, p.batch_in_epoch, _rng_state()
+
+    def _save_after_error(self, committed: tuple[int, int, int, dict[str, Any]]) -> None:
+        """Save a checkpoint after an unexpected error in the loop, so the steps since the last one are kept.
+
+        A step that failed before it completed (while loading its batch, in the forward or backward pass) is
+        undone first: data position and RNG go back to the end of the last completed step, so ``resume=true``
+        re-runs that step as an uninterrupted run would (BatchNorm statistics already moved by a failed forward
+        pass are the one thing not undone). A failure after the step completed keeps the step. The save is atomic:
+        if it fails too, the checkpoint already on disk is untouched. Under DDP nothing is saved (the other ranks'
+        states cannot be gathered safely after an error on one of them).
+        """
+        p = self.progress
+        step, epoch, batch, rng = committed
+        if self.world > 1:
+            logger.error("training failed at step %d; under DDP no checkpoint is saved after an error (the last "
+                         "one in %s is kept)", p.step, self.run_dir)
+            return
+        if p.step == step:  # the failing step never completed
+            p.epoch, p.batch_in_epoch = epoch, batch
+            _set_rng_state(rng)
+        if p.step == self._saved_step:
+            logger.error("training failed at step %d, which %s", p.step,
+                         "the checkpoint on disk already holds" if p.step else "is the start: nothing to save")
+            return
+        try:
+            self._save_checkpoint(after_error=True)
+        except Exception:  # noqa: BLE001 - the original error is what the caller must see
+            logger.exception("training failed at step %d, and saving a checkpoint failed too; the last checkpoint "
+                             "on disk is unchanged", p.step)
+        else:
+            logger.error("training failed after step %d; saved %s at step %d (resume=true continues from it)",
+                         p.step, self.run_dir / "checkpoint.pt", p.step)
+
+    def _save_checkpoint(self, after_error: bool = False) -> None:
+        """Write run_dir/checkpoint.pt (rank 0); every rank contributes its RNG state.
+
+        ``after_error``: the env info is recomputed if possible, else the last one is kept (or none), so a
+        failure in the data the env info reads cannot stop the save.
+        """
         p = self.progress
         p.wall_time = self._wall_base + (time.perf_counter() - self._session_start)
         states: list[Any] = [_rng_state()]
@@ -839,10 +976,15 @@ class _Trainer:
             "step": p.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "rng": {"world_size": self.world, "states": states,
                     "sampler": {"epoch": p.epoch, "batch": p.batch_in_epoch}},
-            "trainer": p.to_dict(), "run_config": self.cfg.to_dict(), "env_info": self._env_info(),
+            "trainer": p.to_dict(), "run_config": self.cfg.to_dict(),
+            "env_info": self._env_info_for_save(after_error),
             "perceptual": self.perceptual, "card": card,
+            "data_fingerprint": data_fingerprint(self.manifest, self.cfg.data.path),
         }
+        if payload["env_info"] is None:
+            del payload["env_info"]
         path = save_checkpoint(self.run_dir / "checkpoint.pt", payload)
+        self._saved_step = p.step
         if self.cfg.train.keep_checkpoints:
             atomic_write_bytes(self.run_dir / f"checkpoint_step{p.step}.pt", path.read_bytes())
         logger.debug("checkpoint at step %d -> %s", p.step, path)
@@ -882,8 +1024,14 @@ def compose_run_config(argv: list[str]) -> DictConfig:
         if saved.exists():
             groups = {p.name for p in configs_dir().iterdir() if p.is_dir()}  # model=glass picks a file, not a value
             values = [a.lstrip("+") for a in argv if "=" in a and not a.startswith("~")]
+            saved_cfg = OmegaConf.load(saved)
+            for group in sorted({a.split("=", 1)[0] for a in values} & groups):  # e.g. model=keypoint
+                before, after = OmegaConf.select(saved_cfg, f"{group}.name"), OmegaConf.select(cfg, f"{group}.name")
+                if before != after:
+                    raise DatasetError(f"resume=true cannot change {group}: saved {before!r}, now {after!r} (drop "
+                                       f"{group}={after}, or start a new run_dir)")
             user = OmegaConf.from_dotlist([a for a in values if a.split("=", 1)[0] not in groups])
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(saved), user)
+            cfg = OmegaConf.merge(cfg, saved_cfg, user)
     return cfg
 
 
@@ -896,7 +1044,10 @@ def cli_main(argv: list[str]) -> int:
         cfg = compose_run_config(argv)
         metrics = train(cfg)
     except DatasetError as e:
-        print(f"glassworld train: error: {e}", file=sys.stderr)
+        text = str(e).strip()
+        if "Original Traceback" in text:  # raised in a DataLoader worker: the last line is the error itself
+            text = text.splitlines()[-1].split(": ", 1)[-1]
+        print(f"glassworld train: error: {text}", file=sys.stderr)
         return 2
     if metrics.get("rank", 0) == 0:
         print(json.dumps(_jsonable({k: metrics[k] for k in ("step", "steps_per_s", "final_losses", "checkpoint",

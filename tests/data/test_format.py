@@ -280,7 +280,7 @@ def test_clip_dataset_errors(dataset: Path) -> None:
         ClipDataset(dataset, "validation")
     with pytest.raises(DatasetError, match="no video with at least 31 frames"):
         ClipDataset(dataset, "train", ClipConfig(clip_len=11, frame_skip=2))
-    with pytest.raises(DatasetError, match="has no video"):
+    with pytest.raises(DatasetError, match=r"split 'test' .* is empty: .* test: 0 videos of 0 identities"):
         ClipDataset(dataset, "test", ClipConfig(clip_len=2))
     with pytest.raises(DatasetError, match="invalid clip config"):
         ClipDataset(dataset, "train", ClipConfig(clip_len=0))
@@ -302,3 +302,140 @@ def test_make_loader_batches(dataset: Path) -> None:
     assert len(batches) == len(ds) // 4
     order = [b["start"].tolist() for b in make_loader(ds, batch_size=4, workers=0, seed=0)]
     assert order == [b["start"].tolist() for b in batches]  # seeded shuffle is reproducible
+
+
+# ----------------------------------------------------------------------------------------------- checks on open
+
+
+def _odd_size_file(tmp_path: Path, name: str, t: int) -> bytes:
+    """The bytes of a valid video file of another frame size (H+2, W)."""
+    w = DatasetWriter(tmp_path / "odd", source="test", height=H + 2, width=W, fps=10.0)
+    return w.write(name, np.zeros((t, H + 2, W, 3), np.uint8), split="train").read_bytes()
+
+
+def test_unusable_video_files_are_left_out_when_opened_and_named(dataset: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    videos = dataset / "videos"
+    (videos / "short.npz").write_bytes((videos / "short.npz").read_bytes()[:-10])  # truncated: no zip directory
+    (videos / "other.npz").write_bytes(_odd_size_file(tmp_path, "other", 9))  # listed, but 10x12 frames
+    files = {p.name: p.read_bytes() for p in videos.iterdir()}
+    with caplog.at_level("WARNING", logger="worldmodel.data.format"):
+        m = read_manifest(dataset)
+        again = read_manifest(dataset)  # remembered: no second warning
+    assert m == again and m["splits"] == {"train": ["long"], "val": [], "test": []}
+    assert m["num_videos"] == 1 and m["num_frames"] == 20 and sorted(m["skipped"]) == ["other", "short"]
+    assert "BadZipFile" in m["skipped"]["short"] and f"(9, {H + 2}, {W}, 3)" in m["skipped"]["other"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and all("left out of the dataset" in w for w in warned)
+    assert any(str(videos / "short.npz") in w for w in warned) and any(str(videos / "other.npz") in w for w in warned)
+    assert read_manifest(dataset, check="off")["num_videos"] == 3  # as written
+    ds = ClipDataset(dataset, "train", ClipConfig(clip_len=3))
+    assert ds.videos == ["long"] and sorted(ds.skipped) == ["other", "short"] and len(ds) == 18
+    with pytest.raises(DatasetError, match=r"split 'val' .* has no usable video: 1 unusable video files .*other.npz"):
+        ClipDataset(dataset, "val", ClipConfig(clip_len=3))
+    assert {p.name: p.read_bytes() for p in videos.iterdir()} == files, "checking changed a file"
+    with pytest.raises(DatasetError, match="data.check must be one of"):
+        read_manifest(dataset, check="quick")
+
+
+@pytest.mark.parametrize("problem, reason", [
+    ("frames_count", "it holds 5 frames, but the manifest lists 4"),
+    ("gt_length", "its ground truth 'pos' has shape (3, 2), expected (4, 2)"),
+    ("missing", "the file is missing"),
+    ("float_frames", "its frames are float32, not uint8"),
+])
+def test_header_check_reasons(tmp_path: Path, problem: str, reason: str) -> None:
+    from worldmodel.data.format import check_video_file, npz_bytes
+
+    path = tmp_path / "v.npz"
+    meta = np.array(json.dumps({"frames": 4}))
+    arrays = {"frames": _frames(4), "meta": meta}
+    if problem == "frames_count":
+        arrays["frames"] = _frames(5)
+    elif problem == "gt_length":
+        arrays["pos"] = np.zeros((3, 2), np.float32)
+    elif problem == "float_frames":
+        arrays["frames"] = _frames(4).astype(np.float32)
+    if problem != "missing":
+        path.write_bytes(npz_bytes(arrays))
+    assert check_video_file(path, 4, (H, W)) == reason
+
+
+def test_full_check_finds_corruption_the_header_check_cannot_see(tmp_path: Path) -> None:
+    """A flipped byte late in a long deflate stream: headers read fine, decompressing the frames fails."""
+    import zipfile
+
+    from worldmodel.data.format import check_video_file
+
+    w = DatasetWriter(tmp_path, source="test", height=32, width=32, fps=10.0)
+    noise = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)  # incompressible
+    path = w.write("v", noise, split="train")
+    w.close()
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("frames.npy")
+    raw = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.compress_size - 50] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert check_video_file(path, 12, (32, 32)) is None
+    assert "corrupt" in check_video_file(path, 12, (32, 32), full=True) or "CRC" in check_video_file(
+        path, 12, (32, 32), full=True)
+    assert read_manifest(tmp_path)["splits"]["train"] == ["v"]
+    assert read_manifest(tmp_path, check="full")["splits"]["train"] == []
+    with pytest.raises(DatasetError, match=r"videos/v.npz is unreadable .*data.check=full"):
+        load_video(tmp_path, "v")
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+
+
+def unwritable(tmp_path: Path) -> Path:
+    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
+    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        return ro
+    (ro / "probe").unlink()
+    ro.chmod(0o755)
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "a-file"
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    from worldmodel.data.format import check_writable
+
+    new = tmp_path / "a" / "b"
+    assert check_writable(new, "run_dir") == new
+    assert not (tmp_path / "a").exists(), "the check leaves nothing behind"
+    assert check_writable(tmp_path / "c" / "out.json", "out=", folder=False) == tmp_path / "c" / "out.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    bad = unwritable(tmp_path) / "run"
+    with pytest.raises(DatasetError, match=rf"run_dir {bad} is not writable: .*choose a location you can write to"):
+        check_writable(bad, "run_dir")
+    with pytest.raises(DatasetError, match=rf"out= {bad / 'r.json'} is not writable"):
+        check_writable(bad / "r.json", "out=", folder=False)
+    with pytest.raises(DatasetError, match="is a folder; give a file name"):
+        check_writable(tmp_path, "out=", folder=False)
+
+
+@pytest.mark.parametrize("source, argv", [
+    ("atari", ["--game", "Tennis", "--episodes", "1", "--max-steps", "5"]),
+    ("sprites", ["--videos", "1", "--frames", "4"]),
+    ("videos", ["--in", "IN", "--size", "8x8", "--fps", "5"]),
+])
+def test_data_commands_refuse_an_unwritable_out_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     source: str, argv: list[str]) -> None:
+    from worldmodel.data.cli import cli_main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "clip.gif").write_bytes(b"GIF89a")  # never read: the output is checked first
+    out = unwritable(tmp_path) / "ds"
+    argv = [a if a != "IN" else str(src) for a in argv]
+    assert cli_main([source, *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} is not writable" in err and err.count("\n") == 1, err

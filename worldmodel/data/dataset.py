@@ -23,6 +23,7 @@ class ClipConfig:
     stride: int = 1  # distance between the start frames of two consecutive clips of one video
     ground_truth: bool = True  # also return the aligned ground truth
     cache_mb: int = 1024  # per-worker cache of decoded videos
+    check: str = "header"  # video-file check when the dataset is opened: header | full | off (format.read_manifest)
 
 
 def _empty_split_message(manifest: dict[str, Any], split: str, root: Path) -> str:
@@ -37,6 +38,14 @@ def _empty_split_message(manifest: dict[str, Any], split: str, root: Path) -> st
             f"{total} identities gave {counts}. Fix: make the dataset with more identities (more episodes, sprites "
             f"(--videos / --per-sprite) or files; 3 or more sprites, or about 10 episodes or files, give every "
             f"split some), or use split=train")
+
+
+def _left_out(skipped: dict[str, str], show: int = 3) -> str:
+    """One line naming the first ``show`` unusable video files and why, with the fix."""
+    named = "; ".join(f"videos/{n}.npz: {why}" for n, why in list(skipped.items())[:show])
+    more = f" and {len(skipped) - show} more" if len(skipped) > show else ""
+    return (f"{len(skipped)} unusable video files were left out ({named}{more}); delete them and re-run the "
+            "`glassworld data` command that made the folder to regenerate them")
 
 
 class ClipDataset(Dataset):
@@ -54,7 +63,8 @@ class ClipDataset(Dataset):
     * ``mask``: (T, 1, H, W) float32 in {0, 1};
     * ``video``: int index into :attr:`videos`; ``start``: first frame index in the video.
 
-    Only the ground truth the dataset has is returned.
+    Only the ground truth the dataset has is returned. Video files that fail the ``cfg.check`` check are left out
+    with one warning each (named in :attr:`skipped`, {name: reason}); a split left without clips is an error.
     """
 
     def __init__(self, root: str | Path, split: str = "train", cfg: ClipConfig | None = None) -> None:
@@ -64,7 +74,8 @@ class ClipDataset(Dataset):
             raise DatasetError(f"split must be one of {SPLITS}, got {split!r}")
         if self.cfg.clip_len < 1 or self.cfg.frame_skip < 0 or self.cfg.stride < 1:
             raise DatasetError(f"invalid clip config {self.cfg}: clip_len>=1, frame_skip>=0, stride>=1")
-        self.manifest = read_manifest(self.root)
+        self.manifest = read_manifest(self.root, check=self.cfg.check)
+        self.skipped: dict[str, str] = dict(self.manifest.get("skipped") or {})
         self.split = split
         self.height, self.width = self.manifest["height"], self.manifest["width"]
         self.videos: list[str] = list(self.manifest["splits"][split])
@@ -74,12 +85,18 @@ class ClipDataset(Dataset):
         for vi, name in enumerate(self.videos):
             n = self.manifest["videos"][name]["frames"]
             self.index.extend((vi, s) for s in range(0, n - span + 1, self.cfg.stride))
+        if not self.videos and self.skipped:  # emptied by the checks?
+            listed = set(read_manifest(self.root, check="off")["splits"].get(split) or [])
+            mine = {n: r for n, r in self.skipped.items() if n in listed}
+            if mine:
+                raise DatasetError(f"split {split!r} of {self.root} has no usable video: {_left_out(mine)}")
         if not self.videos:
             raise DatasetError(_empty_split_message(self.manifest, split, self.root))
         if not self.index:
+            left_out = f" ({_left_out(self.skipped)})" if self.skipped else ""
             raise DatasetError(
                 f"split {split!r} of {self.root} has no video with at least {span} frames "
-                f"(clip_len={self.cfg.clip_len}, frame_skip={self.cfg.frame_skip}); "
+                f"(clip_len={self.cfg.clip_len}, frame_skip={self.cfg.frame_skip}){left_out}; "
                 "use shorter clips or generate more/longer videos"
             )
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
