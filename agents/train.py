@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.data.format import DatasetError
+from worldmodel.data.format import DatasetError, check_writable
 from worldmodel.paths import portable_path
 
 from .common import DreamSpec, make_dream, to_plain, write_json
@@ -555,7 +555,7 @@ def fingerprint(summary: dict[str, Any], policy_sha256: str) -> str:
 def main_job(cfg: AgentConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train, evaluate (dream, real, baseline), film and summarise; returns what ``summary.json`` holds."""
     check_checkpoint(cfg)
-    run_dir = Path(run_dir)
+    run_dir = check_writable(run_dir, "run_dir")  # before any work: one clear error for an unwritable folder
     t0 = time.perf_counter()
     trained = train(cfg, run_dir)
     algo = trained.pop("model")
