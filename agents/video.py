@@ -240,7 +240,7 @@ def record_dream(venv: Any, policy: Any, path: str | Path, cfg: VideoConfig, nam
     ``strip`` (if given) collects columns.
     Returns ``{"path", "frames", "episodes_finished", "successes"}``.
     """
-    from .play import Recorder
+    from .play_record import Recorder
 
     _check_env(venv)
     rec = Recorder(path, cfg.fps)
@@ -297,7 +297,7 @@ def record_side_by_side(dream: Any, real: Any, policy: Any, path: str | Path, cf
     shown and both restart from a new real start. Returns ``{"path", "frames", "episodes", "dream_successes",
     "real_successes"}`` (episodes = synchronised episodes started).
     """
-    from .play import Recorder
+    from .play_record import Recorder
 
     _check_env(dream)
     _check_env(real)
