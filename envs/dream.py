@@ -393,7 +393,9 @@ class GlassWorldEnv(CoreEdge, gym.Env):
 
     Set by ``task``: ``reach`` (default) gives the decrease of the agent's distance to the target in units of 10%
     of the frame diagonal (plus ``success_bonus`` on arrival); ``track`` gives ``exp(-distance / scale)`` per
-    step; ``none`` gives 0. The agent's position is the centroid of the model's own foreground mask.
+    step; ``none`` gives 0. The agent's position is where :func:`worldmodel.metrics.locate_agent` finds it in
+    the model's own foreground mask (the centroid of the pixels above 0.5); an empty mask, or one covering more
+    than half the frame, locates nothing: the last known position is kept and the step earns no distance reward.
 
     ## Starting State
 
@@ -406,7 +408,8 @@ class GlassWorldEnv(CoreEdge, gym.Env):
     ## Episode End
 
     Terminated when the agent arrives within ``radius`` px of the target (``reach``); ``track`` and ``none``
-    never terminate. Truncation comes from ``max_episode_steps`` of the registration (TimeLimit).
+    never terminate. Truncation comes from ``max_episode_steps`` of the registration (TimeLimit): ``truncated``
+    is True on the last allowed step even when that step also terminates (the vector env follows the same rule).
     ``info`` holds ``position``, ``target``, ``distance``, ``position_known``, ``mask_area`` and ``is_success``;
     with a keypoint model also ``keypoints`` (K, 3): each keypoint's (x, y) in frame pixels and its intensity.
 
@@ -419,11 +422,13 @@ class GlassWorldEnv(CoreEdge, gym.Env):
     (:mod:`worldmodel.health`: agent not found, generation no better than a frozen frame, a broken shift grid)
     raises :class:`worldmodel.health.UnhealthyWorldError` naming the problems unless ``allow_unhealthy=True``.
     ``precision="bfloat16"`` runs the model under bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs;
-    frames differ from float32 by about one grey level).
+    frames differ from float32 by about one grey level). ``render_scale``: the human window's zoom (default 4,
+    as the vector env with one env).
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version. Since then (same id): the agent locator rejects masks flooding the frame, and a
+      step that terminates on the time limit is also truncated in the vector env.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
