@@ -260,6 +260,27 @@ def test_an_episode_does_not_depend_on_the_episodes_played_before_it() -> None:
     np.testing.assert_array_equal(after_others.ram, fresh.ram)
 
 
+def test_a_folder_of_an_older_version_is_not_extended(tmp_path: Path) -> None:
+    """Videos made before episodes started from the power-on state carry no episode_start: new episodes would not
+    match theirs, so adding to such a folder is refused (with why), and nothing in it changes."""
+    from worldmodel.data.format import DatasetWriter, npz_bytes
+
+    cfg = tiny(tmp_path / "old", episodes=1, max_steps=5)
+    generate(cfg, progress=False)
+    path = cfg.out / "videos" / "ep00000.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["atari"]["episode_start"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    path.write_bytes(npz_bytes(arrays))
+    DatasetWriter(cfg.out, source="atari", height=96, width=128, fps=15.0).close()
+    before = {p.name: p.read_bytes() for p in (cfg.out / "videos").iterdir()}
+    with pytest.raises(DatasetError, match="older glassworld.*another --out"):
+        generate(tiny(tmp_path / "old", episodes=2, max_steps=5), progress=False)
+    assert {p.name: p.read_bytes() for p in (cfg.out / "videos").iterdir()} == before
+
+
 @pytest.mark.slow
 def test_killed_and_resumed_run_writes_byte_identical_files(tmp_path: Path) -> None:
     """kill -9 after the first episode file, run the command again: every file equals an uninterrupted run's."""

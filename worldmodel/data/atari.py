@@ -90,6 +90,7 @@ from .format import DatasetError, DatasetWriter, parse_size, read_video_meta, va
 
 log = logging.getLogger(__name__)
 
+EPISODE_START = "power-on"  # every episode starts from the emulator's power-on state, RNG included
 DEFAULT_SIZE = (96, 128)  # (H, W): the W-Sprites frame size; keeps the Tennis player ~12 px tall, 7-10 px wide
 
 
@@ -118,9 +119,11 @@ class AtariConfig:
             raise DatasetError(f"--seed must be a non-negative integer, got {self.seed!r}")
 
     def content_key(self) -> dict[str, Any]:
-        """The settings that determine a video's content (everything except ``episodes`` and ``out``)."""
+        """The settings that determine a video's content (everything except ``episodes`` and ``out``), and the
+        rule that makes an episode independent of the ones before it (absent from videos of older versions)."""
         return {"game": resolve_game(self.game), "size": list(self.size), "seed": self.seed,
-                "max_steps": self.max_steps, "frame_skip": self.frame_skip, "max_hold": self.max_hold}
+                "max_steps": self.max_steps, "frame_skip": self.frame_skip, "max_hold": self.max_hold,
+                "episode_start": EPISODE_START}
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -299,6 +302,7 @@ class AtariRecorder:
                               else [round(v, 1) for v in self.agent_output_px()]),  # (W, H) output px
             "pos_coords": "output pixel-index (x, y); (0,0) = centre of the top-left pixel",
             "policy": f"uniform random minimal-set action held 1..{self.cfg.max_hold} steps",
+            "episode_start": "power-on state with the emulator's RNG (seeded with seed) restored before every episode",
             "splits_rule": "episode i: i%10==1 test, i%10==2 val, else train",
         }
 
@@ -408,6 +412,12 @@ def _check_resume(writer: DatasetWriter, key: dict[str, Any]) -> None:
         return
     meta = read_video_meta(existing[0])
     old = meta.get("atari")
+    if isinstance(old, dict) and old.get("episode_start") is None and {**old, "episode_start": EPISODE_START} == key:
+        raise DatasetError(
+            f"{writer.root} holds videos of an older glassworld, in which an episode could depend on the episodes "
+            "recorded before it in the same process, so new episodes would not match them; write to another --out "
+            "folder (the videos there stay usable for training)"
+        )
     if old != key:
         raise DatasetError(
             f"{writer.root} already holds videos made with {old}, not {key}; "
