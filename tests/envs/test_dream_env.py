@@ -150,6 +150,18 @@ def test_out_of_range_uint64_action_message_shows_the_real_value(square_model):
     env.step(np.array([8, 3], dtype=np.uint64))  # in range: accepted
 
 
+def test_device_is_resolved_by_the_one_helper(square_checkpoint, monkeypatch):
+    """device=auto|cpu|cuda means the same in the envs as in training and evaluation (worldmodel.device)."""
+    from worldmodel.data.format import DatasetError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert GlassWorldVectorEnv(1, checkpoint=square_checkpoint, device="auto").device.type == "cpu"
+    with pytest.raises(DatasetError, match="CUDA is not available here; use device=cpu or device=auto"):
+        gym.make("GlassWorld-v0", checkpoint=square_checkpoint, device="cuda")
+    with pytest.raises(DatasetError, match="not a device torch knows"):
+        GlassWorldEnv(square_checkpoint, device="gpu0")
+
+
 def test_step_before_reset_and_missing_checkpoint_are_clear(square_model, tmp_path):
     with pytest.raises(gym.error.ResetNeeded):
         GlassWorldEnv(model=square_model).step(np.array([0, 0]))
