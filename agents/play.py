@@ -5,11 +5,13 @@
     glassworld play GlassTennis-v0 policy=random        # watch an agent; any game key takes over, P gives back
     glassworld play checkpoint=m.pt --headless keys="right*20 1 noop*5" screenshot=shot.png record=play.mp4
 
-Keys (window): arrows / WASD = global shift (two keys held = diagonal, none held = no move); 1..K = local codes
-0..K-1 (the code stays until changed); 0 = the *idle* code (below); Backspace = reset; Space = pause; Tab = the
-real game side by side (models trained on Atari: the real game receives the same (shift, code), turned into a
-joystick action by the map :func:`agents.mapping.action_map_for_env` learns, cached beside the checkpoint);
-V = start/stop recording (mp4 via PyAV, or GIF when the path ends in .gif); H = help overlay; K = keypoint
+Keys (window): arrows / WASD = global shift (two keys held = diagonal, none held = no move); 1..n = the n local
+codes *in use*, in order (the model card's code meanings, shown in the HUD and the help; codes it calls "unused"
+get no key; the code stays until changed); 0 = the *idle* code (below); Backspace = reset; Space = pause; Tab =
+the real game side by side (models trained on Atari): the real game starts and the dream starts from its screen
+and target, both receive the same (shift, code) (the real game's as a joystick action, by the map learned from
+labelled real transitions, cached beside the checkpoint), and both restart together; R = re-sync: the dream
+restarts from the real game's current screen (the real game goes on); V = start/stop recording (mp4 via PyAV, or GIF when the path ends in .gif); H = help overlay; K = keypoint
 overlay on/off (keypoint models: each keypoint a circle, brighter for larger intensity mu; on by default);
 P = hand control back to the policy; F12 = screenshot; Esc / Q = quit. Other settings: ``device=auto|cpu|cuda``, ``fps=N``,
 ``scale=N``, ``task=reach|track|none``, ``seed=N``, ``real=true`` (start side by side), ``game=Tennis``,
@@ -18,12 +20,12 @@ P = hand control back to the policy; F12 = screenshot; Esc / Q = quit. Other set
 **The idle code (key 0).** Codes are learned, so none of them means "do nothing" by construction. When the
 model's code meanings name one (a meaning whose first word is NOOP / NONE / IDLE / STAND, e.g. "NOOP 74%" from
 evaluation against the true Atari actions), key 0 selects it (the most confident one when several do); otherwise
-key 0 selects code 0, which is also the code every episode starts with. :func:`idle_code` implements this.
+key 0 selects the first code in use. The viewer starts on the idle code. :func:`idle_code` implements this.
 
 **Headless** (``--headless``: the SDL dummy video driver, no window) replays a script ``keys="..."``: one token
 per frame, space separated; a token is ``+``-joined parts, optionally repeated with ``*N``:
 ``up down left right`` (held this frame; ``up+left`` = diagonal), a digit (select that code key), ``noop``
-(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``record`` (toggle), ``help`` (toggle), ``keypoints``
+(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``sync`` (R), ``record`` (toggle), ``help`` (toggle), ``keypoints``
 (toggle the overlay), ``policy``
 (give control back to the policy), ``quit``. ``frames=N`` runs N frames (default: the script's length, or 100).
 Headless runs as fast as it can unless ``fps=N`` is given; a window runs at ``fps`` (default 15), one model

@@ -68,11 +68,7 @@ class ViewerDrawing:
 
     def _hud_lines(self) -> list[list[tuple[str, tuple[int, int, int]]]]:
         sname = self.shift_names[self.shift] if 0 <= self.shift < len(self.shift_names) else str(self.shift)
-        cname = self.code_names[self.code] if 0 <= self.code < len(self.code_names) else ""
-        code_txt = f"code {self.code}"
-        if cname and cname != f"code {self.code}":
-            code_txt += f" '{cname}'"
-        code_txt += f" (key {self.code + 1}{', idle' if self.code == self.idle else ''})"
+        code_txt = self.code_label(self.code)
         ctrl = "you" if self.control == "you" else f"policy {self.cfg.policy or ''}".strip()
         line1 = [(f"shift {sname}", HUD_FG), (f"   {code_txt}", HUD_FG), (f"   control: {ctrl}", HUD_DIM)]
         line2 = [(f"step {self.episode_steps}", HUD_FG), (f"   episode {self.episode}", HUD_DIM),
@@ -117,18 +113,33 @@ class ViewerDrawing:
                 x += s.get_width()
             y += self.line_h
 
-    def _help_lines(self) -> list[tuple[str, str]]:
-        last = min(9, len(self.code_names))
+    def code_label(self, code: int) -> str:
+        """What the HUD says about a code: ``code 3 'UPRIGHTFIRE 14%' (key 2)``, ``, idle`` for the idle code."""
+        name = self.code_names[code] if 0 <= code < len(self.code_names) else ""
+        text = f"code {code}" + (f" '{name}'" if name and name != f"code {code}" else "")
+        key = self.keyed.index(code) + 1 if code in self.keyed else None
+        return text + f" ({'key ' + str(key) if key else 'no key'}{', idle' if code == self.idle else ''})"
+
+    def code_key_lines(self) -> list[tuple[str, str]]:
+        """One help line per code key (1..n: the codes in use, with their meanings; 0: the idle code)."""
+        lines = [(str(k + 1), self.code_label(code).rsplit(" (", 1)[0]) for k, code in enumerate(self.keyed)]
         name = self.code_names[self.idle]
-        idle_txt = f"idle code {self.idle} ({name})" if name != f"code {self.idle}" else \
-            f"idle code {self.idle} (no code meaning says NOOP, so code 0)"
+        idle = f"the idle code: code {self.idle}" + (f" '{name}'" if name != f"code {self.idle}" else
+                                                     " (no code meaning says NOOP: the first code in use)")
+        lines.append(("0", idle))
+        unused = [i for i in range(len(self.code_names)) if i not in self.keyed]
+        if unused:
+            lines.append(("", f"no key: unused code{'s' * (len(unused) > 1)} {', '.join(map(str, unused))}"))
+        return lines
+
+    def _help_lines(self) -> list[tuple[str, str]]:
         return [
             ("arrows / WASD", "move (two keys = diagonal, none = stay)"),
-            (f"1 .. {last}", f"local code 0 .. {last - 1} (stays until changed)"),
-            ("0", idle_txt),
+            *self.code_key_lines(),
             ("Backspace", "reset"),
             ("Space", "pause"),
-            ("Tab", "real game side by side (same actions)"),
+            ("Tab", "real game side by side (the dream starts from its screen; same actions)"),
+            ("R", "re-sync: the dream restarts from the real game's current screen"),
             ("V", "record (mp4, or gif when record=*.gif)"),
             ("F12", "screenshot"),
             ("P", "give control back to the policy"),

@@ -133,6 +133,20 @@ class RealPane:
         self.frame, self.info = self._single(obs, info)
         self.reward = 0.0
 
+    def state_options(self) -> dict[str, np.ndarray]:
+        """The real game's current screen (H, W, 3) uint8 without the target marker, and its target (2,) px when
+        it has one: the ``reset(options=...)`` that starts a dream in the same state ({} when the env does not
+        expose its frames)."""
+        u = getattr(self.env, "unwrapped", self.env)
+        frames = getattr(u, "frames", None)  # the agent interface's (N, H, W, 3) uint8
+        if frames is None:
+            return {}
+        out = {"frame": np.asarray(frames[0].cpu() if hasattr(frames, "cpu") else frames[0], dtype=np.uint8)}
+        target = (getattr(u, "task_state", None) or {}).get("target")
+        if target is not None:
+            out["target"] = np.asarray(target[0].cpu() if hasattr(target, "cpu") else target[0], np.float32)
+        return out
+
     def step(self, action: np.ndarray) -> bool:
         a = np.asarray(action, dtype=np.int64)
         obs, r, term, trunc, info = self.env.step(a[None] if self.vector else a)

@@ -14,7 +14,8 @@ from .play_config import PlayError
 IDLE_WORDS = ("NOOP", "NONE", "IDLE", "STAND", "NOTHING")
 
 DIRECTIONS = ("up", "down", "left", "right")
-COMMANDS = ("reset", "pause", "tab", "record", "help", "policy", "quit", "screenshot", "keypoints")
+COMMANDS = ("reset", "pause", "tab", "sync", "record", "help", "policy", "quit", "screenshot", "keypoints")
+UNUSED = "unused"  # the meaning a model card gives a code that explains (almost) no transition
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,24 @@ def shift_index(directions: Iterable[str], shift_names: list[str]) -> int:
     return table.get(frozenset(), 0)
 
 
+def codes_in_use(code_names: list[str]) -> list[int]:
+    """The codes a person can pick, in order: every code whose meaning (the card's ``code_meanings``) is not
+    :data:`UNUSED` (all codes when every one is). Key 1 selects the first, key 2 the second, ..."""
+    used = [i for i, name in enumerate(code_names) if str(name).strip().lower() != UNUSED]
+    return used or list(range(len(code_names)))
+
+
 def idle_code(code_names: list[str]) -> int:
-    """The code key 0 selects: the most confident code whose meaning says "no action", else code 0.
+    """The code key 0 selects: the most confident code in use whose meaning says "no action", else the first code in
+    use (code 0 when every code is in use).
 
     A meaning counts when its first word is one of :data:`IDLE_WORDS` ("NOOP 74%", "none", "idle");
     "NN%" in the meaning ranks several.
     """
-    best, best_pct = 0, -1.0
-    for i, name in enumerate(code_names):
+    used = codes_in_use(code_names)
+    best, best_pct = used[0] if used else 0, -1.0
+    for i in used:
+        name = code_names[i]
         words = re.findall(r"[A-Za-z]+", str(name))
         if not words or words[0].upper() not in IDLE_WORDS:
             continue
@@ -90,10 +101,18 @@ def idle_code(code_names: list[str]) -> int:
 
 
 def code_for_digit(digit: int, code_names: list[str]) -> int | None:
-    """Key ``digit`` -> code index: 1..K select codes 0..K-1, 0 selects :func:`idle_code`; None if out of range."""
+    """Key ``digit`` -> code index: 1..n select the n :func:`codes_in_use` in order, 0 selects :func:`idle_code`;
+    None for a key beyond them."""
     if digit == 0:
         return idle_code(code_names)
-    return digit - 1 if 1 <= digit <= len(code_names) else None
+    used = codes_in_use(code_names)
+    return used[digit - 1] if 1 <= digit <= len(used) else None
+
+
+def key_for_code(code: int, code_names: list[str]) -> int | None:
+    """The digit key that selects ``code`` (None for an unused code or one beyond key 9)."""
+    used = codes_in_use(code_names)
+    return used.index(code) + 1 if code in used and used.index(code) < 9 else None
 
 
 def _parse_token(token: str) -> FrameInput:

@@ -16,7 +16,7 @@ import numpy as np
 from .play_config import DEFAULT_FPS, PlayConfig, PlayError
 from .play_draw import ViewerDrawing
 from .play_envs import Policy, RealPane, check_env_api
-from .play_input import DIRECTIONS, NOOP, FrameInput, code_for_digit, idle_code, shift_index
+from .play_input import DIRECTIONS, NOOP, FrameInput, code_for_digit, codes_in_use, idle_code, shift_index
 from .play_record import Recorder
 
 log = logging.getLogger("agents.play")
@@ -103,8 +103,9 @@ class Viewer(ViewerDrawing):
         self.env, self.cfg, self.policy, self.real_factory = env, cfg, policy, real_factory
         self.shift_names, self.code_names = check_env_api(env)
         self.pg = import_pygame(cfg.headless)
+        self.keyed = codes_in_use(self.code_names)[:9]  # key 1 selects keyed[0], ...; unused codes get no key
         self.idle = idle_code(self.code_names)
-        self.code = 0
+        self.code = self.idle  # a code in use (code 0 when every code is)
         self.shift = shift_index((), self.shift_names)
         self.paused = self.show_help = False
         self.show_keypoints = True
@@ -182,9 +183,16 @@ class Viewer(ViewerDrawing):
         return (x0 + pane * (fw + PANE_GAP), 0, fw, fh)
 
     # -- env ---------------------------------------------------------------------------------------
-    def _reset_env(self, first: bool = False) -> None:
+    def _reset_env(self, first: bool = False, sync: bool = True) -> None:
+        """Start a new dream episode; with the real game open it restarts too (``sync``) and the dream starts from
+        its screen and target (``sync=False``: from the real game's current state, which goes on)."""
         seed = self.cfg.seed if first else None
-        self.obs, self.info = self.env.reset(seed=seed)
+        options = None
+        if self.real is not None:
+            if sync:
+                self.real.reset()
+            options = self.real.state_options() or None
+        self.obs, self.info = self.env.reset(seed=seed, options=options)
         self.frame = self.env.render()
         if self.frame is None:
             raise PlayError("the env returned no frame from render(); make it with render_mode='rgb_array'")
@@ -194,8 +202,6 @@ class Viewer(ViewerDrawing):
         self.episode_over = False
         if not first:
             self.result.resets += 1
-        if self.real is not None:
-            self.real.reset(self.info.get("target"))
 
     def _toggle_real(self) -> None:
         if self.real is not None:
@@ -216,9 +222,17 @@ class Viewer(ViewerDrawing):
         name = getattr(getattr(real_env, "game_config", None), "game", "real game")
         source = getattr(real_env, "action_map_source", None)
         self.real = RealPane(real_env, f"{name} (real{', ' + source if source else ''})")
-        self.real.reset(self.info.get("target"))
+        self._reset_env()  # the real game starts, and the dream from its screen: both in the same state
         self._resize_to_content()
-        self._say(f"Tab: the real {name} receives the same (shift, code) as its joystick action")
+        self._say(f"Tab: the dream starts from the real {name}'s screen; both get the same (shift, code) (R re-syncs)")
+
+    def _sync_to_real(self) -> None:
+        """R: restart the dream from the real game's current screen and target (the real game goes on)."""
+        if self.real is None:
+            self._say("R: no real game to sync to (Tab opens it)")
+            return
+        self._reset_env(sync=False)
+        self._say("R: the dream restarts from the real game's current screen")
 
     def _resize_to_content(self) -> None:
         if self.screen is not None:
@@ -248,8 +262,9 @@ class Viewer(ViewerDrawing):
             self.last_end = f"episode {self.episode}: {why} after {self.episode_steps} steps, " \
                             f"return {self.episode_return:+.2f}"
             self._say(self.last_end)
-        if real_done and self.real is not None:  # the real game's own episode end (game over / its target)
-            self.real.reset(self.info.get("target"))
+        if real_done and self.real is not None and not self.episode_over:  # the real game's own episode end
+            self.episode_over = True
+            self._say("the real game's episode ended: both restart from its new start")
 
     # -- input -------------------------------------------------------------------------------------
     def _key_names(self) -> dict[int, str]:
@@ -257,7 +272,7 @@ class Viewer(ViewerDrawing):
         names = {pg.K_UP: "up", pg.K_w: "up", pg.K_DOWN: "down", pg.K_s: "down", pg.K_LEFT: "left", pg.K_a: "left",
                  pg.K_RIGHT: "right", pg.K_d: "right", pg.K_BACKSPACE: "reset", pg.K_SPACE: "pause",
                  pg.K_TAB: "tab", pg.K_v: "record", pg.K_h: "help", pg.K_p: "policy", pg.K_ESCAPE: "quit",
-                 pg.K_q: "quit", pg.K_F12: "screenshot", pg.K_k: "keypoints"}
+                 pg.K_q: "quit", pg.K_F12: "screenshot", pg.K_k: "keypoints", pg.K_r: "sync"}
         for d in range(10):
             names[getattr(pg, f"K_{d}")] = str(d)
             names[getattr(pg, f"K_KP{d}")] = str(d)
@@ -317,6 +332,9 @@ class Viewer(ViewerDrawing):
                 self._toggle_record()
             elif cmd == "help":
                 self.show_help = not self.show_help
+            elif cmd == "sync" and stepped is None:  # (a reset this frame already synced them)
+                self._sync_to_real()
+                stepped = False
             elif cmd == "keypoints":
                 self.show_keypoints = not self.show_keypoints
                 self._say("keypoints " + ("on" if self.show_keypoints else "off"))
@@ -330,8 +348,8 @@ class Viewer(ViewerDrawing):
         if inp.digit is not None:
             code = code_for_digit(inp.digit, self.code_names)
             if code is None:
-                self._say(f"key {inp.digit}: this model has only {len(self.code_names)} codes (keys 1..."
-                          f"{min(9, len(self.code_names))}, 0 = idle)")
+                self._say(f"key {inp.digit}: this model has {len(self.keyed)} codes in use (keys 1..."
+                          f"{len(self.keyed)}, 0 = idle; H lists them)")
             else:
                 self.code = code
         if inp.human and self.control == "policy":

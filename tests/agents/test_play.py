@@ -597,3 +597,83 @@ def test_keypoint_checkpoint_plays_with_a_keypoint_overlay(world_checkpoint, tmp
             assert (px[:, 0] == px[:, 1]).all() and (px[:, 2] == 0).all() and (px[:, 0] >= 80).all()
     finally:
         env.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# code keys: the codes in use, labelled; Tab and R keep the dream in the real game's state
+# ------------------------------------------------------------------------------------------------
+def _hud_says(viewer: Viewer) -> str:
+    return "".join(text for line in viewer._hud_lines() for text, _ in line)
+
+
+def test_every_listed_code_key_selects_a_code_in_use_and_changes_what_the_hud_says():
+    model = SquareWorld()
+    model.start_frames = torch.from_numpy(square_start_frame(model, 10, 20)).permute(2, 0, 1)[None].contiguous()
+    model.code_meanings = ["unused", "NOOP 30%", "unused", "FIRE 60%"]
+    env = ActionLog(gym.make("GlassWorld-v0", model=model, render_mode="rgb_array", task="none"))
+    viewer = Viewer(env, PlayConfig(headless=True, seed=0, scale=4))
+    pg = viewer.pg
+    try:
+        listed = [(k, text) for k, text in viewer.code_key_lines() if k]
+        assert listed == [("1", "code 1 'NOOP 30%'"), ("2", "code 3 'FIRE 60%'"),
+                          ("0", "the idle code: code 1 'NOOP 30%'")]  # unused codes 0 and 2 get no key
+        assert "no key: unused codes 0, 2" in [t for k, t in viewer.code_key_lines() if not k]
+        want = {"1": 1, "2": 3, "0": 1}
+        for key, _ in listed:
+            other = next(k for k, _ in listed if want[k] != want[key])  # first a key with another code
+            for k in (other, key):
+                before_text, before_img = _hud_says(viewer), viewer.snapshot()
+                pg.event.post(pg.event.Event(pg.KEYDOWN, key=getattr(pg, f"K_{k}")))
+                viewer.run(frames=1)
+                assert _hud_says(viewer) != before_text, f"key {k} changed nothing the HUD says"
+                _, _, _, fh = viewer.frame_rect(0)
+                assert (viewer.snapshot()[fh:] != before_img[fh:]).any()  # and the HUD drawn changed
+            assert env.actions[-1][1] == want[key]  # the env received that code
+            meaning = model.code_meanings[want[key]]
+            assert f"code {want[key]} '{meaning}' (key {1 if want[key] == 1 else 2}" in _hud_says(viewer)
+        pg.event.post(pg.event.Event(pg.KEYDOWN, key=pg.K_3))  # beyond the codes in use: ignored, said
+        viewer.run(frames=1)
+        assert env.actions[-1][1] == 1 and "2 codes in use" in viewer.message
+    finally:
+        viewer.close()
+        env.close()
+
+
+def test_code_keys_skip_unused_codes():
+    names = ["unused", "NOOP 8%", "unused", "UPRIGHTFIRE 14%", "unused", "NOOP 26%"]  # the shipped Tennis card
+    assert [code_for_digit(d, names) for d in (1, 2, 3, 4)] == [1, 3, 5, None]
+    assert code_for_digit(0, names) == 5 == idle_code(names)
+    assert idle_code(["unused", "FIRE 50%"]) == 1  # no NOOP: the first code in use, never an unused one
+
+
+def test_tab_starts_the_dream_from_the_real_screen_and_r_resyncs():
+    from square_world import SquareConfig
+
+    model = SquareWorld(SquareConfig(noise=0.0))  # no jitter: equal states give equal frames
+    model.start_frames = torch.from_numpy(square_start_frame(model, 10, 20)).permute(2, 0, 1)[None].contiguous()
+    env = ActionLog(gym.make("GlassWorld-v0", model=model, render_mode="rgb_array", task="none"))
+    real_model = SquareWorld(SquareConfig(step_px=6.0, noise=0.0))  # a "real game": the agent moves twice as far
+    real_model.start_frames = torch.from_numpy(square_start_frame(real_model, 30, 10)).permute(2, 0, 1)[None]
+    real_vec = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point", model=real_model,
+                            task="none", render_mode="rgb_array")
+    real_vec.game_config = _RealLike.game_config
+    viewer = Viewer(env, PlayConfig(headless=True, seed=0), real_factory=lambda: real_vec)
+    try:
+        assert not np.array_equal(env.render(), real_vec.render()[0])  # the dream's own start
+        viewer.run(parse_keys("tab"), frames=1)
+        np.testing.assert_array_equal(env.render(), real_vec.render()[0])  # the same state, the same (none) step
+        viewer.run(parse_keys("right*3"), frames=3)
+        assert not np.array_equal(env.render(), real_vec.render()[0])  # they drift apart (3 vs 6 px a step)
+        real_x = viewer.real.info["position"][0]
+        viewer.run(parse_keys("sync"), frames=1)  # R: the dream restarts from the real game's current screen
+        np.testing.assert_array_equal(env.render(), real_vec.render()[0])
+        assert viewer.real.info["position"][0] == real_x  # the real game went on (not reset)
+        assert "R:" in viewer.message and viewer.result.resets == 2  # Tab and R each started a dream episode
+        pg = viewer.pg
+        viewer.run(parse_keys("right"), frames=1)
+        pg.event.post(pg.event.Event(pg.KEYDOWN, key=pg.K_r))  # the R key itself
+        viewer.run(frames=1)
+        np.testing.assert_array_equal(env.render(), real_vec.render()[0])
+    finally:
+        viewer.close()
+        env.close()
