@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -57,7 +58,15 @@ def test_accumulator_locates_agents_with_the_shared_rule():
     acc.add_real_masks(masks)
     acc.add_motion(torch.tensor([[[2.0, 0.0]] * 5]), ground_truth=True)
     acc.add_motion(torch.tensor([[[9.0, 9.0]] * 5]), ground_truth=False)  # estimates never replace ground truth
-    ev = acc.evidence((2.0, 0.0), 4, 20.0, 19.0)
+    video = torch.zeros(2, 3, 3, 32, 32)
+    video[:, 1:, :, 4:8, 4:8] = 1.0  # 16 px change after frame 0 (48 values per frame)
+    gen = video.clone()
+    gen[:, 1:] += 0.1  # right where it moves, off by 0.1 elsewhere
+    acc.add_generation(video, gen.clamp(0, 1))
+    ev = acc.evidence((2.0, 0.0), 4)
+    assert ev.copy_psnr_moving == pytest.approx(0.0) and ev.psnr_moving == 100.0
+    assert ev.psnr == pytest.approx(10 * np.log10(1 / (0.01 * (1 - 48 / 3072))), abs=1e-3)
+    assert ev.copy_psnr == pytest.approx(10 * np.log10(3072 / 48), abs=1e-3) and ev.psnr > ev.copy_psnr
     assert ev.agent_found == pytest.approx(3 / 6) and ev.frames == 6
     assert ev.data_motion == (2.0, None) and ev.motion_source == "ground-truth shifts"
 
@@ -88,7 +97,7 @@ def test_a_collapsed_world_is_unhealthy_in_eval_card_and_gym_make(tmp_path, caps
     assert health["healthy"] is False and health["agent_found"] == 0.0
     assert any("found on only 0%" in p for p in health["problems"])
     assert set(res["copy_frame0"]) == {"psnr", "ssim", "lpips"} and res["copy_frame0"]["psnr"] is not None
-    assert health["copy_psnr"] == pytest.approx(res["copy_frame0"]["psnr"], abs=1e-3)
+    assert health["copy_psnr"] is not None and health["psnr"] is not None
 
     world = tmp_path / "world.pt"
     card = ship(ckpt, world, eval_json=out)

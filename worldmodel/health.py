@@ -10,7 +10,10 @@ Checks (each a key of the ``health`` dict):
   (:func:`worldmodel.metrics.locate_agent`: not empty, not flooding the frame). Problem below
   :attr:`HealthConfig.min_agent_found`.
 * ``beats_copy``: generated frames score a higher PSNR against the real ones than repeating the real frame 0 does
-  (same clips, same frames 1..T-1). ``psnr`` and ``copy_psnr`` are stored beside it. Problem when False.
+  (same clips, same frames 1..T-1). PSNR here is of the MSE pooled over all scored frames (``psnr``,
+  ``copy_psnr``): a per-frame mean would give the copy 100 dB on every frame where nothing moved. Problem when
+  False. ``psnr_moving`` / ``copy_psnr_moving`` (informational) score only the pixels where the real frame differs
+  from frame 0 — where a frozen frame is wrong.
 * ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
   axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
   when the dataset has them, else the model's own motion estimates on the real clips). Problem when False.
@@ -57,8 +60,10 @@ class HealthEvidence:
     height: int
     width: int
     agent_found: float | None = None  # share of real frames with an agent located
-    psnr: float | None = None  # generated frames 1..T-1 vs real
-    copy_psnr: float | None = None  # real frame 0 repeated vs real frames 1..T-1
+    psnr: float | None = None  # generated frames 1..T-1 vs real (PSNR of the pooled MSE)
+    copy_psnr: float | None = None  # real frame 0 repeated vs real frames 1..T-1 (the same)
+    psnr_moving: float | None = None  # both on the pixels where the real frame differs from frame 0
+    copy_psnr_moving: float | None = None
     shift_step: tuple[float, float] | None = None  # the grid's (dx, dy) step in px
     data_motion: tuple[float | None, float | None] | None = None  # typical |motion| per axis; None on an axis: still
     motion_source: str = "unknown"
@@ -106,7 +111,8 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     return {
         "healthy": not problems, "problems": problems, "warnings": warnings,
         "agent_found": _round(ev.agent_found), "beats_copy": beats, "psnr": _round(ev.psnr),
-        "copy_psnr": _round(ev.copy_psnr), "shift_grid_ok": grid_ok,
+        "copy_psnr": _round(ev.copy_psnr), "psnr_moving": _round(ev.psnr_moving),
+        "copy_psnr_moving": _round(ev.copy_psnr_moving), "shift_grid_ok": grid_ok,
         "shift_step": None if ev.shift_step is None else [round(float(s), 3) for s in ev.shift_step],
         "data_motion": None if ev.data_motion is None else [_round(m) for m in ev.data_motion],
         "motion_source": ev.motion_source, "codes_used": used,
@@ -149,6 +155,8 @@ class HealthAccumulator:
     width: int
     cfg: HealthConfig = field(default_factory=HealthConfig)
     found: list[np.ndarray] = field(default_factory=list)
+    sq_err: np.ndarray = field(default_factory=lambda: np.zeros(4))  # gen, copy: all pixels; gen, copy: moving
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(2))  # pixel values: all, moving
     codes: list[np.ndarray] = field(default_factory=list)
     motion: list[torch.Tensor] = field(default_factory=list)
     motion_is_gt: bool = False
@@ -158,6 +166,18 @@ class HealthAccumulator:
         scale = max(self.height, self.width) / M.POSITION_SCALE_PX
         _, found = M.locate_agent(mask, self.cfg.mask_threshold, self.cfg.min_mask_area * scale * scale)
         self.found.append(found.reshape(-1).cpu().numpy())
+
+    def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08) -> None:
+        """video, gen: (B, T, 3, H, W) in [0, 1]. Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
+        against the real ones; "moving" pixels are those where a channel of the real frame differs from frame 0 by
+        more than ``change``."""
+        real, pred = video[:, 1:].float(), gen[:, 1:].float()  # (B, T-1, 3, H, W)
+        copy = video[:, :1].float().expand_as(real)
+        moving = ((real - copy).abs().amax(2, keepdim=True) > change).expand_as(real)  # (B, T-1, 3, H, W)
+        e_gen, e_copy = (pred - real) ** 2, (copy - real) ** 2
+        self.sq_err += np.array([float(e_gen.sum()), float(e_copy.sum()), float(e_gen[moving].sum()),
+                                 float(e_copy[moving].sum())])
+        self.counts += np.array([real.numel(), float(moving.sum())])
 
     def add_codes(self, codes: torch.Tensor) -> None:
         """codes: (B, T-1) inferred local-action codes."""
@@ -170,10 +190,8 @@ class HealthAccumulator:
         if ground_truth == self.motion_is_gt:
             self.motion.append(shifts.reshape(-1, 2).float().cpu())
 
-    def evidence(self, shift_step: tuple[float, float] | None, num_codes: int | None, psnr: float | None,
-                 copy_psnr: float | None) -> HealthEvidence:
-        """The evidence, with the grid's (dx, dy) step, the model's code count and eval's PSNR of generated frames
-        and of real frame 0 repeated (same clips, frames 1..T-1)."""
+    def evidence(self, shift_step: tuple[float, float] | None, num_codes: int | None) -> HealthEvidence:
+        """The evidence, given the world's shift-grid (dx, dy) step and its number of codes."""
         from .envinfo import typical_magnitude
 
         found = np.concatenate(self.found) if self.found else np.zeros(0, bool)
@@ -186,10 +204,20 @@ class HealthAccumulator:
             counts = np.bincount(np.concatenate(self.codes).astype(np.int64), minlength=num_codes).tolist()
         return HealthEvidence(
             height=self.height, width=self.width, agent_found=float(found.mean()) if found.size else None,
-            psnr=psnr, copy_psnr=copy_psnr, shift_step=shift_step, data_motion=data_motion,
+            psnr=_pooled_psnr(self.sq_err[0], self.counts[0]), copy_psnr=_pooled_psnr(self.sq_err[1], self.counts[0]),
+            psnr_moving=_pooled_psnr(self.sq_err[2], self.counts[1]),
+            copy_psnr_moving=_pooled_psnr(self.sq_err[3], self.counts[1]), shift_step=shift_step, data_motion=data_motion,
             motion_source=("ground-truth shifts" if self.motion_is_gt else "the model's motion estimates")
             if self.motion else "unknown",
             code_counts=counts, frames=int(found.size))
+
+
+def _pooled_psnr(sq_err: float, count: float) -> float | None:
+    """PSNR (data range 1) of the mean squared error ``sq_err / count``; None without pixels, 100 dB at 0 error."""
+    if count <= 0:
+        return None
+    mse = sq_err / count
+    return 100.0 if mse <= 1e-10 else float(min(100.0, 10 * np.log10(1.0 / mse)))
 
 
 def card_health(card: dict[str, Any] | None) -> dict[str, Any] | None:
