@@ -57,20 +57,23 @@ class CEMPlanner:
             :class:`envs.vector.CoreEdge` (``task``, ``task_state``, ``frames``, ``model_state``, ``dream_step``).
         model: the world model to imagine with; default the env's own (dream envs).
         cfg: :class:`PlannerConfig`.
-        precision: the imagination's precision when the env has no dream step of ``model`` (the real game);
-            otherwise the env's own is used.
+        precision: the imagination's precision when it is not the env's own step (another model, or the real
+            game); None = the env's precision (float32 in the real game).
     """
 
     def __init__(self, env: Any, model: WorldModel | None = None, cfg: PlannerConfig | None = None,
-                 precision: str = "float32") -> None:
+                 precision: str | None = None) -> None:
         self.env = _agent_interface(env, "the planner")
         own = self.env.dream_step
         self.model = model if model is not None else getattr(own, "model", None)
         if self.model is None:
             raise ValueError("this env has no world model of its own (the real game): pass model=")
         # the env's own transition when it dreams with this model; else the same step class over ``model``
-        self.step_fn: DreamStep = (own if own is not None and own.model is self.model
-                                   else DreamStep(self.model, self.env.task, precision))
+        if own is not None and own.model is self.model and precision in (None, own.precision):
+            self.step_fn: DreamStep = own
+        else:
+            prec = precision or (own.precision if own is not None else "float32")
+            self.step_fn = DreamStep(self.model, self.env.task, prec)
         self.cfg = cfg or PlannerConfig()
         if not 1 <= self.cfg.elites <= self.cfg.population or self.cfg.horizon < 1 or self.cfg.iterations < 1:
             raise ValueError(f"bad planner config {self.cfg}: need 1 <= elites <= population, horizon, iterations >= 1")
@@ -91,8 +94,8 @@ class CEMPlanner:
 
     # -- planning --------------------------------------------------------------------------------------------
     def _start_state(self) -> State:
-        own = self.env.dream_step is self.step_fn and self.env.model_state
-        if own:
+        dream = self.env.dream_step
+        if dream is not None and dream.model is self.model and self.env.model_state:  # the env's exact state
             return {k: v.to(self.device) for k, v in self.env.model_state.items()}
         frames = self.env.frames.to(self.device).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
         return self.step_fn.call(self.model.start, frames)
