@@ -19,7 +19,8 @@ from worldmodel.health import HealthAccumulator, HealthEvidence, UnhealthyWorldE
 
 
 def healthy_evidence(**kw) -> HealthEvidence:
-    base = dict(height=64, width=64, agent_found=0.99, psnr=30.0, copy_psnr=28.0, shift_step=(2.0, 1.5),
+    base = dict(height=64, width=64, agent_found=0.99, psnr=30.0, copy_psnr=28.0, psnr_moving=15.0,
+                copy_psnr_moving=12.0, shift_step=(2.0, 1.5),
                 data_motion=(2.1, 1.4), motion_source="ground-truth shifts", code_counts=[40, 30, 30, 0], frames=100)
     return HealthEvidence(**{**base, **kw})
 
@@ -33,8 +34,9 @@ def test_a_healthy_world_has_no_problems():
 @pytest.mark.parametrize("change, words", [
     ({"agent_found": 0.5}, "found on only 50%"),
     ({"agent_found": None}, "agent_found unknown"),
-    ({"psnr": 27.0}, "no better than repeating frame 0"),
-    ({"psnr": None}, "beats_copy unknown"),
+    ({"psnr_moving": 11.0}, "where the real video moves, generation scores PSNR 11.00 dB, no better"),
+    ({"psnr_moving": None, "psnr": 27.0}, "over whole frames, generation scores PSNR 27.00 dB, no better"),
+    ({"psnr_moving": None, "psnr": None}, "beats_copy unknown"),
     ({"shift_step": (428.0, 1.5)}, "more than 25% of the frame"),
     ({"shift_step": (12.7, 1.5), "data_motion": (None, 1.4)}, "never moves along x"),
     ({"shift_step": (0.0, 1.5)}, "moves ~2.1 px per step along x"),
@@ -43,6 +45,11 @@ def test_a_healthy_world_has_no_problems():
 def test_each_failed_check_is_a_named_problem(change, words):
     h = assess(healthy_evidence(**change))
     assert not h["healthy"] and len(h["problems"]) == 1 and words in h["problems"][0], h["problems"]
+
+
+def test_losing_to_a_copy_only_on_still_pixels_is_a_warning():
+    h = assess(healthy_evidence(psnr=29.7, copy_psnr=31.2))
+    assert h["healthy"] and h["beats_copy"] and "draws the still parts" in h["warnings"][0]
 
 
 def test_one_code_in_use_is_a_warning_not_a_problem():
