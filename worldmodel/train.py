@@ -17,7 +17,11 @@ data, model, optimiser, loop, checkpoint. The run directory holds::
 
 Exact resume: a checkpoint holds the weights, optimiser, scheduler, every RNG state (python, numpy, torch, cuda,
 per rank), the data sampler position (epoch, batch), and the trainer's own state (VQ usage counts), so
-``resume=true`` continues bit-for-bit on CPU. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits (130/143).
+``resume=true`` continues bit-for-bit on CPU. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits (130/143); an
+unexpected exception saves one of the last completed step, then propagates (single process). ``resume=true`` refuses
+a change of model, preset, overrides, seed, batch, frame skip or data (``data_fingerprint`` in the checkpoint).
+Before any work ``run_dir`` is checked writable and the dataset's video files are checked (``data.check``); unusable
+files are left out with a warning naming each.
 
 DDP and BatchNorm: every rank normalises with the statistics of its own share of the batch (plain BatchNorm,
 as the official code does); the gradient is the average of the per-rank gradients. So with B_global = R * b
