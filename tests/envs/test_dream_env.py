@@ -261,7 +261,8 @@ def _assert_same_info(vector_info: dict, single_info: dict) -> None:
 @pytest.mark.parametrize("max_steps, radius", [(1, 1000.0), (4, 4.0)])
 def test_single_env_is_the_vector_env_with_one_env(square_checkpoint, max_steps, radius):
     """All five outputs agree, across terminations on the time-limit step (max_episode_steps 1 and radius 1000:
-    every step arrives and hits the limit) and the autoresets after them (the single env is reset by hand when the vector env autoresets)."""
+    every step arrives and hits the limit) and the autoresets after them (the single env is reset by hand when the
+    vector env autoresets)."""
     kw = dict(checkpoint=square_checkpoint, task="reach", task_kwargs={"radius": radius})
     single = gym.make("GlassWorld-v0", max_episode_steps=max_steps, **kw)
     vec = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point",
