@@ -281,7 +281,6 @@ def test_a_folder_of_an_older_version_is_not_extended(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in (cfg.out / "videos").iterdir()} == before
 
 
-@pytest.mark.slow
 def test_killed_and_resumed_run_writes_byte_identical_files(tmp_path: Path) -> None:
     """kill -9 after the first episode file, run the command again: every file equals an uninterrupted run's."""
     from worldmodel.data.cli import cli_main

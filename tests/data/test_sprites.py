@@ -317,7 +317,6 @@ def test_resume_rewrites_identical_videos(tmp_path, lpc_sprites):
         _make(root, "procedural", videos=3, per_sprite=1, frames=12)
 
 
-@pytest.mark.slow
 def test_killed_and_resumed_run_writes_byte_identical_files(tmp_path):
     """kill -9 after the first video file, run the command again: every file equals an uninterrupted run's."""
     out = tmp_path / "ds"
