@@ -25,8 +25,9 @@ One run:
    machine: versions, threads, CPU flags, a fingerprint of the results).
 
 A run is deterministic for a given machine and library versions: fixed torch threads (``threads``), seeded
-Python, numpy, torch and envs, ``torch.use_deterministic_algorithms`` (warn-only), and a training budget that
-was not hit (``stopped_by: total_timesteps``). Another CPU (other SIMD instructions) or other versions may round
+Python, numpy, torch and envs, ``torch.use_deterministic_algorithms`` (warn-only), and no wall-clock budget by
+default (``time_budget_s`` cuts training where the machine is slow or busy, so a budgeted run may stop at another
+step: ``stopped_by`` says so). Another CPU (other SIMD instructions) or other versions may round
 differently and change the figures; ``summary.json["machine"]`` says which ran.
 
 The run folder gets TensorBoard logs (``tb/``: SB3's rollout/train/time tags, ``eval/mean_reward``,
@@ -118,7 +119,8 @@ class AgentConfig:
     train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16
     total_timesteps: int = 32_768
-    time_budget_s: float | None = 360.0  # training wall-clock limit (None = none); evaluations count, setup not
+    time_budget_s: float | None = None  # training wall-clock limit (None = none: a cut depends on the machine's
+    # load and would make the result so); evaluations count, setup not
     run_dir: str | None = None
     seed: int = 0
     device: str = "auto"
