@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics as M
+from .agent_look import AgentLookAccumulator
 from .health import HealthAccumulator, assess
 from .models import generation_of, load_world_model, set_generation
 from .data.format import DatasetError, atomic_write_json, check_writable
@@ -395,6 +396,7 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
 
     acc = _Acc()
     health = HealthAccumulator(h, w)
+    look = AgentLookAccumulator(h, w, cfg.horizons, cfg.mask_threshold, cfg.min_mask_area)
     n_done = 0
     for batch in loader:
         video = batch["frames"].to(device).float() / 255.0  # (B, T, 3, H, W) in [0, 1]
@@ -434,6 +436,7 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
             getattr(acc, key).append(values)
         for key, values in _quality(copy1, real1, perceptual).items():
             acc.copy[key].append(values)
+        health.add_generation(video, gen)
         if inception is not None:
             for s in _chunks(len(gen1), 32):
                 acc.fid_real.append(inception.fn(real1[s]).cpu().numpy())
@@ -455,6 +458,7 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
                 gen_mask = model.segment(gen)
             acc.pos_pred.append(M.mask_centroid(gen_mask, cfg.mask_threshold, min_area_px, cfg.max_mask_frac * h * w)
                                 .squeeze(2).cpu().numpy())  # (B, T, 2)
+            look.add(video, gen, gen_mask, torch.as_tensor(gt_pos), batch.get("mask"))
             acc.pos_gt.append(gt_pos)
         if "pos" in batch and callable(getattr(model, "detect_keypoints", None)):
             acc.kp_test.append(model.detect_keypoints(video).cpu().double().numpy())  # (B, T, K, 3)
@@ -573,6 +577,11 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
         "mdr": "fraction (not %) of generated frames with a known GT position where no agent was found: the "
                f"agent mask has < {min_area_px:.3g} px or covers > {cfg.max_mask_frac:.0%} of the frame",
         "shift_units": "pixels of the frame",
+        "agent_look": "agent_sharpness@h: mean |image gradient| in a crop centred on the generated agent / the same "
+                      "on the real agent; agent_psnr_aligned@h: PSNR between the two crops; crop = the GT mask's "
+                      "box, else 12x8 px at 64 px; *_copy: frame 0 repeated, its crop on frame 0's real agent",
+        "copy_frame0": "lpips, psnr and ssim of the real frame 0 repeated, on the same frames; its per-frame psnr is "
+                       "100 dB wherever nothing moved, so health.beats_copy compares the PSNR of the pooled MSE",
         "model_generation": generation_of(model),
         "jumps": f"pos_err and mdr leave out windows whose GT agent moves more than {M.JUMP_FACTOR:g} x the 95th "
                  "percentile of its moves in one step (a teleport: new point, change of ends, respawn); "
@@ -586,8 +595,10 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
     grid = getattr(model, "shift_grid", None)
     step = None if grid is None else tuple(float(v) for v in grid.abs().amax(0).tolist())  # (dx, dy) px
     res["copy_frame0"] = {k: (M.nanmean(cat(v)) if v else None) for k, v in acc.copy.items()}
-    res["health"] = assess(health.evidence(step, getattr(model, "num_codes", None), res["psnr"],
-                                           res["copy_frame0"]["psnr"]))
+    res.update(look.result())  # agent_sharpness, agent_psnr_aligned (+ _copy): {horizon: value | None}
+    if not acc.pos_gt:
+        reasons["agent_look"] = "the dataset has neither GT positions nor GT masks to find the real agent"
+    res["health"] = assess(health.evidence(step, getattr(model, "num_codes", None)))
     return {
         "split": cfg.split, "clips": len(chosen),
         "checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None,
@@ -685,6 +696,11 @@ def format_table(result: dict[str, Any]) -> str:
     vwidth = max(len(r[1]) for r in rows)
     for name, text, why in rows:
         lines.append(f"  {name:<{width}}  {text:>{vwidth}}" + (f"  ({why})" if why else ""))
+    for key in ("agent_sharpness", "agent_psnr_aligned"):
+        for hz, v in (result.get(key) or {}).items():
+            copy = (result.get(f"{key}_copy") or {}).get(hz)
+            lines.append(f"  {key}@{hz}: {'-' if v is None else f'{v:.4g}'}"
+                         + ("" if copy is None else f"  (copy frame 0: {copy:.4g})"))
     health = result.get("health")
     if health is not None:
         lines.append(health_line(health))
