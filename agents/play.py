@@ -11,9 +11,10 @@ get no key; the code stays until changed); 0 = the *idle* code (below); Backspac
 the real game side by side (models trained on Atari): the real game starts and the dream starts from its screen
 and target, both receive the same (shift, code) (the real game's as a joystick action, by the map learned from
 labelled real transitions, cached beside the checkpoint), and both restart together; R = re-sync: the dream
-restarts from the real game's current screen (the real game goes on); V = start/stop recording (mp4 via PyAV, or GIF when the path ends in .gif); H = help overlay; K = keypoint
-overlay on/off (keypoint models: each keypoint a circle, brighter for larger intensity mu; on by default);
-P = hand control back to the policy; F12 = screenshot; Esc / Q = quit. Other settings: ``device=auto|cpu|cuda``, ``fps=N``,
+restarts from the real game's current screen (the real game goes on); V = start/stop recording (mp4 via PyAV,
+or GIF when the path ends in .gif); H = help overlay; K = keypoint overlay on/off (keypoint models: each keypoint
+a circle, brighter for larger intensity mu; on by default); P = hand control back to the policy; F12 =
+screenshot; Esc / Q = quit. Other settings: ``device=auto|cpu|cuda``, ``fps=N``,
 ``scale=N``, ``task=reach|track|none``, ``seed=N``, ``real=true`` (start side by side), ``game=Tennis``,
 ``threads=N`` (torch CPU threads).
 
@@ -25,8 +26,8 @@ key 0 selects the first code in use. The viewer starts on the idle code. :func:`
 **Headless** (``--headless``: the SDL dummy video driver, no window) replays a script ``keys="..."``: one token
 per frame, space separated; a token is ``+``-joined parts, optionally repeated with ``*N``:
 ``up down left right`` (held this frame; ``up+left`` = diagonal), a digit (select that code key), ``noop``
-(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``sync`` (R), ``record`` (toggle), ``help`` (toggle), ``keypoints``
-(toggle the overlay), ``policy``
+(nothing held), ``reset``, ``pause`` (toggle), ``tab``, ``sync`` (R), ``record`` (toggle), ``help`` (toggle),
+``keypoints`` (toggle the overlay), ``policy``
 (give control back to the policy), ``quit``. ``frames=N`` runs N frames (default: the script's length, or 100).
 Headless runs as fast as it can unless ``fps=N`` is given; a window runs at ``fps`` (default 15), one model
 step per frame.

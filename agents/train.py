@@ -374,7 +374,8 @@ def machine_info() -> dict[str, Any]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": ver("numpy"),
             "gymnasium": ver("gymnasium"), "stable_baselines3": ver("stable-baselines3"), "ale_py": ver("ale-py"),
-            "threads": torch.get_num_threads(), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cuda": torch.version.cuda if torch.cuda.is_available() else None, "cpu": _cpu()}
 
 

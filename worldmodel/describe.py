@@ -80,7 +80,8 @@ def describe_checkpoint(path: Path) -> str:
     ckpt = load_checkpoint(path)
     cfg, info, card = ckpt.get("model_config") or {}, ckpt.get("env_info") or {}, ckpt.get("card") or {}
     h, w = cfg.get("height", "?"), cfg.get("width", "?")
-    lines = [f"checkpoint {path}: {ckpt.get('model', '?')} (preset {cfg.get('preset') or card.get('preset', '?')}), step "
+    preset = cfg.get("preset") or card.get("preset", "?")
+    lines = [f"checkpoint {path}: {ckpt.get('model', '?')} (preset {preset}), step "
              f"{ckpt.get('step', '?')}, {h}x{w} frames, format version {ckpt.get('version', '?')}"]
     shifts = info.get("shift_names") or []
     meanings = info.get("code_meanings") or []
