@@ -11,7 +11,11 @@ last step), as in the environments. Reported (JSON, and a table on stdout):
 * per shift: the expected displacement (``hold`` x the grid shift, px), the measured mean displacement over starts
   and codes, their difference, and the share of rollouts where the agent was lost (no mask);
 * per code, at the no-move shift: the mean displacement, and how different the last frames are from those of
-  the other codes (mean absolute difference in grey levels, 0-255): do the codes change anything?
+  the other codes (mean absolute difference in grey levels, 0-255): do the codes change anything? And the agent's
+  look: a crop centred on the agent (12x8 px at a 64-px frame, as eval's agent_look), how much it changed from the
+  start frame's agent crop (``agent_crop_change``) and how much it differs from the other codes' agent crops at the
+  same place (``agent_crop_diff_vs_other_codes``), both in grey levels: does a code do something visible to the
+  agent?
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldmodel.agent_look import DEFAULT_CROP_64, crop_boxes
 from worldmodel.data.format import atomic_write_bytes
 from worldmodel.metrics import locate_agent
 from worldmodel.models import load_world_model
@@ -72,15 +77,47 @@ def check_controls(model, starts: int = 16, hold: int = 5, seed: int = 0) -> dic
                                                                                  measured[1] - expected[1])),
                        "lost": float(1 - ok[s].float().mean())})
     still = 0  # the grid's first shift is "none"
+    crops = _agent_crops(model, frames, frame.reshape(n_shift, n_code, n, *frame.shape[1:])[still],
+                         p1.view(n_shift, n_code, n, 2)[still], p0, v0)  # (start, codes) crops, (n,) valid
     codes = []
     for c in range(n_code):
         others = [k for k in range(n_code) if k != c]
         diff = (img[still, c][None] - img[still, others]).abs().mean().item() if others else 0.0
         codes.append({"code": c, "meaning": model.code_meanings[c] if model.code_meanings else None,
-                      "displacement_px": mean_disp(ok[still, c], disp[still, c]), "frame_diff_vs_other_codes": diff})
+                      "displacement_px": mean_disp(ok[still, c], disp[still, c]), "frame_diff_vs_other_codes": diff,
+                      **_crop_change(crops, c)})
     moving = [r["error_px"] for r in shifts[1:] if r["error_px"] is not None]
     return {"hold": hold, "starts": n, "shifts": shifts, "codes": codes,
             "mean_error_moving_shifts_px": float(np.mean(moving)) if moving else None}
+
+
+def _agent_crops(model, frames: torch.Tensor, last: torch.Tensor, p_last: torch.Tensor, p0: torch.Tensor,
+                 v0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Agent crops in grey levels: of the start frames (n, h, w) and of each code's last frame (K, n, h, w), the
+    latter centred on where the agent ended (else where it started); and which starts had an agent (n,)."""
+    h, w = frames.shape[-2:]
+    scale = max(h, w) / 64
+    size = torch.tensor([[round(DEFAULT_CROP_64[0] * scale), round(DEFAULT_CROP_64[1] * scale)]])
+    grey0 = frames.float().cpu().mean(1)  # (n, H, W) 0-255
+    greys = last.float().cpu().mean(2) * 255  # (K, n, H, W)
+    b0 = crop_boxes(p0, size.expand(len(p0), 2), h, w)
+    start = torch.stack([grey0[i, t:t + hh, l:l + ww] for i, (t, l, hh, ww) in enumerate(b0.tolist())])
+    ends = []
+    for c in range(greys.shape[0]):
+        pc = torch.where(torch.isfinite(p_last[c]).all(1, keepdim=True), p_last[c], p0)
+        bc = crop_boxes(pc, size.expand(len(pc), 2), h, w)
+        ends.append(torch.stack([greys[c, i, t:t + hh, l:l + ww] for i, (t, l, hh, ww) in enumerate(bc.tolist())]))
+    return start, torch.stack(ends), v0
+
+
+def _crop_change(crops: tuple[torch.Tensor, torch.Tensor, torch.Tensor], c: int) -> dict[str, float | None]:
+    start, ends, valid = crops
+    if not bool(valid.any()):
+        return {"agent_crop_change": None, "agent_crop_diff_vs_other_codes": None}
+    others = [k for k in range(len(ends)) if k != c]
+    change = (ends[c][valid] - start[valid]).abs().mean().item()
+    vs = (ends[c][valid][None] - ends[others][:, valid]).abs().mean().item() if others else 0.0
+    return {"agent_crop_change": change, "agent_crop_diff_vs_other_codes": vs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         d = r["displacement_px"]
         print(f"code {r['code']}" + (f" ({r['meaning']})" if r["meaning"] else "") + ": no-move displacement "
               + ("lost" if d is None else f"({d[0]:+.1f}, {d[1]:+.1f}) px")
-              + f", frames differ from the other codes' by {r['frame_diff_vs_other_codes']:.2f} grey levels")
+              + f", frames differ from the other codes' by {r['frame_diff_vs_other_codes']:.2f} grey levels"
+              + ("" if r["agent_crop_change"] is None else f"; agent crop changed {r['agent_crop_change']:.2f}, differs "
+                 f"from the other codes' by {r['agent_crop_diff_vs_other_codes']:.2f}"))
     err = result["mean_error_moving_shifts_px"]
     print("mean error over the moving shifts: " + ("n/a" if err is None else f"{err:.2f} px"))
     if a.out:

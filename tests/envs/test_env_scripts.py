@@ -49,3 +49,6 @@ def test_check_controls_measures_what_each_action_does(square_checkpoint, tmp_pa
     assert r["mean_error_moving_shifts_px"] < 1.0
     # codes repaint the square: their frames differ, their no-move displacement does not
     assert len(r["codes"]) == 4 and all(c["frame_diff_vs_other_codes"] > 0.1 for c in r["codes"])
+    # ... and the repainting is on the agent: each code's agent crop differs from the others' and from the start's
+    assert all(c["agent_crop_diff_vs_other_codes"] > 1.0 for c in r["codes"])
+    assert all(c["agent_crop_change"] is not None and c["agent_crop_change"] >= 0 for c in r["codes"])
