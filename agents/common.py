@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-import envs  # noqa: F401 - registers the glassworld ids
+import envs  # registers the glassworld ids; envs.make_dream is the one dream factory
 from envs.vector import TaskVectorEnv
 from worldmodel.data.format import DatasetError, atomic_write_bytes
 
@@ -33,15 +32,9 @@ class DreamSpec:
 
 
 def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step") -> TaskVectorEnv:
-    """The batched dream of ``spec`` (one clear error for unknown ids and missing checkpoints)."""
-    if spec.env not in gym.registry:
-        known = ", ".join(["GlassWorld-v0", *envs.SHIPPED])  # every glassworld id (`glassworld envs` says which run)
-        raise DatasetError(f"unknown env {spec.env!r}; glassworld ids: {known} (env=ID)")
+    """The batched dream of ``spec`` (:func:`envs.make_dream`; one clear DatasetError for unknown ids and missing
+    checkpoints)."""
     kwargs: dict[str, Any] = {"device": spec.device, "autoreset_mode": autoreset_mode}
-    if spec.checkpoint:
-        kwargs["checkpoint"] = str(spec.checkpoint)
-    elif spec.env == "GlassWorld-v0":
-        raise DatasetError("env=GlassWorld-v0 needs checkpoint=PATH (a model trained with `glassworld train`)")
     if spec.task:
         kwargs["task"] = spec.task
     if spec.task_kwargs:
@@ -50,17 +43,9 @@ def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step"
         kwargs["max_episode_steps"] = int(spec.max_episode_steps)
     if spec.observation != "rgb":
         kwargs["observation"] = spec.observation
-    env_id = spec.env
-    if spec.checkpoint and env_id in envs.SHIPPED:
-        # checkpoint=PATH replaces a shipped id's own file, which may not be in this install (its registration
-        # then only raises MissingCheckpointError): play PATH as GlassWorld-v0 with the id's other defaults
-        reg = gym.spec(env_id)
-        kwargs = {**{k: v for k, v in (reg.kwargs or {}).items() if k != "checkpoint"}, **kwargs}
-        kwargs.setdefault("max_episode_steps", reg.max_episode_steps)
-        env_id = "GlassWorld-v0"
     try:
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
-    except FileNotFoundError as e:
+        return envs.make_dream(spec.env, num_envs, checkpoint=spec.checkpoint or None, **kwargs)
+    except (FileNotFoundError, ValueError) as e:
         raise DatasetError(str(e)) from None
 
 

@@ -9,7 +9,8 @@ Importing ``envs`` registers:
   which file is missing and how to make it (an unregistered id would only get Gymnasium's generic
   "doesn't exist"); :func:`available_ids` lists the ids that can be made.
 
-:func:`register_checkpoint_env` registers a new id for any checkpoint file.
+:func:`register_checkpoint_env` registers a new id for any checkpoint file; :func:`make_dream` is the one factory
+of dream envs (single or batched) that agents, the viewer and the benchmarks share.
 """
 
 from __future__ import annotations
@@ -69,6 +70,34 @@ def register_checkpoint_env(env_id: str, checkpoint: str | os.PathLike, *,
         return
     gym.register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
                  max_episode_steps=max_episode_steps, kwargs={"checkpoint": str(path), **kwargs})
+
+
+def make_dream(env_id: str = "GlassWorld-v0", num_envs: int | None = None, *,
+               checkpoint: str | os.PathLike | None = None, **kwargs: Any) -> Any:
+    """The dream of a glassworld id: ``gym.make`` when ``num_envs`` is None, else ``gym.make_vec`` with the batched
+    vector entry point (``autoreset_mode`` etc. in ``kwargs``). The single and the batched env get the same id
+    defaults (task options, episode limit).
+
+    ``checkpoint=PATH`` replaces a shipped id's own file, which may not be in this install: PATH is played as
+    ``GlassWorld-v0`` with the id's other defaults. Raises ValueError for an unknown id or ``GlassWorld-v0``
+    without a checkpoint, and FileNotFoundError (:class:`MissingCheckpointError`) for a missing file, each naming
+    the fix.
+    """
+    if env_id not in gym.registry:
+        known = ", ".join(["GlassWorld-v0", *SHIPPED])
+        raise ValueError(f"unknown env {env_id!r}; glassworld ids: {known} (env=ID)")
+    if checkpoint is not None:
+        kwargs["checkpoint"] = str(checkpoint)
+    elif env_id == "GlassWorld-v0":
+        raise ValueError("env=GlassWorld-v0 needs checkpoint=PATH (a model trained with `glassworld train`)")
+    if checkpoint is not None and env_id != "GlassWorld-v0":
+        reg = gym.spec(env_id)
+        kwargs = {**{k: v for k, v in (reg.kwargs or {}).items() if k != "checkpoint"}, **kwargs}
+        kwargs.setdefault("max_episode_steps", reg.max_episode_steps)
+        env_id = "GlassWorld-v0"
+    if num_envs is None:
+        return gym.make(env_id, **kwargs)
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
 
 
 def available_ids() -> list[str]:

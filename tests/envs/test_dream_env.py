@@ -361,6 +361,27 @@ def test_human_render_without_pygame_names_the_fix(square_model, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- registry
+def test_one_dream_factory_for_single_and_vector_envs(square_checkpoint, tmp_path):
+    """envs.make_dream: the single and the batched env of an id get the same defaults, and checkpoint=PATH replaces
+    a registered id's file even when that file is missing (it used to work for agents but not for the viewer)."""
+    envs.register_checkpoint_env("SquareGone-v0", tmp_path / "gone.pt", max_episode_steps=9,
+                                 task_kwargs={"target_axes": "x"})
+    try:
+        with pytest.raises(envs.MissingCheckpointError, match="gone.pt"):
+            envs.make_dream("SquareGone-v0")
+        single = envs.make_dream("SquareGone-v0", checkpoint=square_checkpoint)
+        vec = envs.make_dream("SquareGone-v0", 3, checkpoint=square_checkpoint)
+    finally:
+        del gym.registry["SquareGone-v0"]
+    assert isinstance(single.unwrapped, GlassWorldEnv) and isinstance(vec, GlassWorldVectorEnv)
+    assert single.spec.max_episode_steps == vec.max_episode_steps == 9
+    assert single.unwrapped.task.cfg.target_axes == vec.task.cfg.target_axes == "x"
+    with pytest.raises(ValueError, match="glassworld ids: GlassWorld-v0"):
+        envs.make_dream("NoSuchWorld-v0")
+    with pytest.raises(ValueError, match="needs checkpoint=PATH"):
+        envs.make_dream("GlassWorld-v0", 2)
+
+
 def test_registry_shipped_ids_fail_clearly_when_their_file_is_absent(square_checkpoint, tmp_path):
     for env_id, fname in envs.SHIPPED.items():
         assert env_id in gym.registry
