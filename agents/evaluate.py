@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from worldmodel.data.format import DatasetError
+from worldmodel.paths import portable_paths
 
 from .common import DreamSpec, make_dream, run_episodes, to_plain, write_json
 from .common import make_real_env as make_real_env_for
@@ -231,7 +232,7 @@ def evaluate(cfg: EvalAgentConfig) -> dict[str, Any]:
     finally:
         dream.close()
     if cfg.out:
-        write_json(Path(cfg.out), results)
+        write_json(Path(cfg.out), portable_paths(results))  # no machine paths in results people commit
     return results
 
 
