@@ -322,21 +322,25 @@ def test_sb3_policy_file_plays(tmp_path):
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecTransposeImage
 
+    from agents.policy_file import save_policy
     from agents.sb3 import SB3VecEnv, SmallCNN
 
     venv = gym.make_vec("GlassWorld-v0", num_envs=1, vectorization_mode="vector_entry_point", model=SquareWorld(),
                         autoreset_mode="same_step")
     algo = PPO("CnnPolicy", VecTransposeImage(SB3VecEnv(venv)), n_steps=8, batch_size=8, device="cpu", seed=0,
                policy_kwargs={"features_extractor_class": SmallCNN, "features_extractor_kwargs": {"features_dim": 16}})
-    algo.save(tmp_path / "policy.zip")
+    save_policy(algo, tmp_path / "policy.zip", {"observation": "rgb"})  # as `glassworld agent` saves it
     venv.close()
     env = square_env(20, 20, task="reach")
     try:
         res = run(env, "noop*3 right", policy=str(tmp_path / "policy.zip"))
         assert res.controllers == ["policy"] * 3 + ["you"]
         obs, _ = env.reset(seed=0)  # the first observation the policy saw
-        first, _ = PPO.load(tmp_path / "policy.zip", device="cpu").predict(obs, deterministic=True)
+        first, _ = algo.predict(obs, deterministic=True)
         assert res.actions[0] == tuple(int(v) for v in first)
+        algo.save(tmp_path / "sb3.zip")  # an SB3 archive from elsewhere unpickles code: refused by the viewer
+        with pytest.raises(PlayError, match="trust_policy=true"):
+            run(env, "noop", policy=str(tmp_path / "sb3.zip"))
     finally:
         env.close()
 
