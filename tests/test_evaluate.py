@@ -314,11 +314,21 @@ def test_cli_with_tiny_glass_checkpoint(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_cli_reports_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each mistake gets its own one-line message naming what is wrong (not just exit code 2)."""
     assert cli_main([f"data.path={tmp_path}"]) == 2
     assert "checkpoint=PATH" in capsys.readouterr().err
-    assert cli_main([f"checkpoint={tmp_path / 'none.pt'}", f"data.path={tmp_path}"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    missing = tmp_path / "none.pt"
+    assert cli_main([f"checkpoint={missing}", f"data.path={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {missing} does not exist" in err and "unknown key" not in err
+    assert len(err.strip().splitlines()) == 1
+    # a typo names the key and the nearest valid one, even beside a missing checkpoint (checked first)
+    assert cli_main([f"checkpoint={missing}", f"data.path={tmp_path}", "eval.clps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key eval.clps; did you mean eval.clips?" in err and "does not exist" not in err
+    assert len(err.strip().splitlines()) == 1
     assert cli_main(["eval.nonsense=3"]) == 2
+    assert "unknown key eval.nonsense" in capsys.readouterr().err
 
 
 def _unwritable(tmp_path: Path) -> Path:
