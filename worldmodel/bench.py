@@ -46,6 +46,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .data.format import DatasetError, atomic_write_json, check_writable
+from .paths import portable_paths
 from .precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def cli_main(argv: list[str]) -> int:
         out = cfg.get("out")
         if out:
             check_writable(out, "out=", folder=False)  # before the benchmark runs
-        result = BENCHES[name][0](cfg)
+        result = portable_paths(BENCHES[name][0](cfg))  # no machine paths in JSON people commit
         if out:
             atomic_write_json(Path(out), result)
             result["out"] = str(out)

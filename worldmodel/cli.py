@@ -69,6 +69,11 @@ all keys and defaults: configs/eval.yaml""",
 
 Measure speed (and memory) and write it as JSON.
 
+benchmarks:
+  train  training it/s, frames/s and peak RSS (synthetic data)
+  env    dream env steps/s at N = 1..256 vs ALE Tennis, and one env's peak RSS
+  play   frames/s of the `glassworld play` loop, headless
+
 examples:
   glassworld bench train model.preset=cpu out=runs/bench_train.json
   glassworld bench env out=runs/bench_env.json   # GlassTennis-v0 steps/s, N = 1..256, vs ALE
