@@ -1,8 +1,9 @@
-"""`glassworld bench env` and `glassworld bench play` (dispatched by module name) and scripts/bench_play.py, with
-tiny untrained models and sub-second timing budgets."""
+"""The benchmarks package (bench/): `glassworld bench train|env|play` and scripts/bench_*.py, with tiny untrained
+models and sub-second timing budgets; one config style, one memory measure, one default world."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import runpy
@@ -11,13 +12,81 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from worldmodel.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ["checkpoint=null", "preset=tiny", "height=32", "width=48"]
+TINY_TRAIN = ["model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1"]
 
 
+# ------------------------------------------------------------------------------------------------ train
+def test_bench_train_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train", *TINY_TRAIN, f"out={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert result["bench"] == "train" and result["preset"] == "tiny" and (result["height"], result["width"]) == (32, 32)
+    assert result["it_per_s"] > 0 and result["frames_per_s"] == pytest.approx(result["it_per_s"] * 2 * 4)
+    assert result["peak_rss_mb"] > 50 and "reference" not in result
+    assert result["train_step"] == 2 and result["precision"] == "float32"  # tiny: the first joint step is 2
+    assert json.loads(capsys.readouterr().out)["s_per_step"] == result["s_per_step"]
+    assert main(["bench", "train", *TINY_TRAIN, "bench.precision=bfloat16", f"out={out}"]) == 0
+    assert json.loads(out.read_text())["precision"] == "bfloat16"
+    capsys.readouterr()
+    assert main(["bench", "train", "model.preset=tiny", "bench.precision=half"]) == 2
+    assert "bench.precision must be one of ['float32', 'bfloat16']" in capsys.readouterr().err
+
+
+def test_bench_train_times_the_trainers_own_step_scheduler_included(monkeypatch, capsys):
+    """Every timed (and warm-up) iteration is worldmodel.train.optimisation_step, which steps the scheduler."""
+    import worldmodel.train as trainer
+
+    real, calls = trainer.optimisation_step, []
+
+    def spy(losses, model, optimizer, scheduler, *args, **kwargs):
+        out = real(losses, model, optimizer, scheduler, *args, **kwargs)
+        calls.append(scheduler.last_epoch)
+        return out
+
+    monkeypatch.setattr(trainer, "optimisation_step", spy)
+    assert main(["bench", "train", "model.preset=tiny", "bench.steps=2", "bench.warmup=1", "bench.threads=1"]) == 0
+    assert calls == [1, 2, 3]  # one trainer step per iteration, the scheduler stepped by each
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+
+
+def test_bench_train_reports_the_one_peak_memory_measure(monkeypatch, capsys):
+    import bench.train
+
+    monkeypatch.setattr(bench.train, "peak_rss_mb", lambda: 1234.5)
+    assert main(["bench", "train", *TINY_TRAIN]) == 0
+    assert json.loads(capsys.readouterr().out)["peak_rss_mb"] == 1234.5
+
+
+def test_peak_rss_is_the_process_own_not_inherited_from_its_parent():
+    """A process started by a big one reports its own peak (VmHWM); ru_maxrss would report the parent's."""
+    ballast = bytearray(400 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: the parent's RSS is now > 400 MB
+    code = "from bench.common import peak_rss_mb; print(peak_rss_mb())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = float(done.stdout.strip())
+    del ballast
+    assert 5 < child < 300, child
+
+
+def test_bench_refuses_an_unwritable_out_before_running(tmp_path, capsys, monkeypatch):
+    import bench.train
+
+    ran = []
+    monkeypatch.setattr(bench.train, "run_bench", lambda cfg: ran.append(cfg) or {})
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "a-file" / "bench.json"
+    assert main(["bench", "train", "model.preset=tiny", f"out={out}"]) == 2
+    assert f"out= {out} is not writable" in capsys.readouterr().err and not ran
+
+
+# ------------------------------------------------------------------------------------------------ env, play
 def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
     out = tmp_path / "env.json"
     rc = main(["bench", "env", *TINY_MODEL, "num_envs=[1,2]", "devices=[cpu]", "seconds=0.2", "ale_seconds=0.2",
@@ -52,39 +121,94 @@ def test_bench_play_writes_viewer_speeds(tmp_path, capsys):
     assert r["machine"]["cpus"] >= 1
 
 
-def test_bench_play_script_is_a_thin_wrapper(tmp_path):
+def test_bench_play_script_takes_the_cli_keys(tmp_path):
     script = runpy.run_path(str(ROOT / "scripts" / "bench_play.py"))["main"]
     out = tmp_path / "play.json"
-    assert script(["--frames", "3", "--preset", "tiny", "--height", "32", "--width", "48", "--out", str(out)]) == 0
+    assert script([*TINY_MODEL, "frames=3", "threads=1", f"out={out}"]) == 0
     r = json.loads(out.read_text())
-    assert r["play"]["threads_1"]["frames"] == 3 and r["config"]["height"] == 32
+    assert r["bench"] == "play" and r["play"]["threads_1"]["frames"] == 3 and r["config"]["height"] == 32
+    assert script(["--frames", "3"]) == 2  # one config style: key=value, as glassworld bench
 
 
-def test_bench_env_and_play_errors_are_one_clear_line(capsys):
-    assert main(["bench", "env", "nope=1"]) == 2
-    assert "nope" in capsys.readouterr().err
-    assert main(["bench", "env", "checkpoint=NoSuchWorld-v0"]) == 2
-    assert "neither a file nor a registered env id" in capsys.readouterr().err
-    assert main(["bench", "play", "frames=0"]) == 2
-    assert "frames must be >= 1" in capsys.readouterr().err
-    assert main(["bench", "--help"]) == 0
-    text = capsys.readouterr().out
-    assert all(f"  {name} " in text for name in ("train", "env", "play"))
+def test_bench_errors_are_one_clear_line(capsys):
+    def one_line_error(argv: list[str]) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    assert "unknown key nope" in one_line_error(["bench", "env", "nope=1"])
+    assert "unknown key nope" in one_line_error(["bench", "play", "+nope=1"])  # past Hydra, caught by settings()
+    assert "unknown key bench.stesp; did you mean bench.steps?" in one_line_error(["bench", "train", "bench.stesp=1"])
+    assert "neither a file nor a registered env id" in one_line_error(["bench", "env", "checkpoint=NoSuchWorld-v0"])
+    assert "frames must be >= 1" in one_line_error(["bench", "play", "frames=0"])
+    assert "num_envs must be" in one_line_error(["bench", "env", "num_envs=[0]"])
+    assert "unknown benchmark 'trian'; did you mean train?" in one_line_error(["bench", "trian"])
 
 
-def test_bench_env_times_a_registered_id_by_its_shipped_checkpoint():
+def test_bench_help_names_every_benchmark_and_its_config():
+    from bench import BENCHES
+    from bench.cli import usage
+    from worldmodel.cli import usage_of
+
+    helps = {"glassworld bench --help": usage_of("bench"), "bench.cli usage": usage()}
+    for where, text in helps.items():
+        for name, spec in BENCHES.items():
+            assert name in text, (where, name)
+            assert (ROOT / "configs" / f"{spec.config_name}.yaml").is_file()
+            assert spec.config_name == "config" or f"configs/{spec.config_name}.yaml" in text, (where, name)
+
+
+# ------------------------------------------------------------------------------------------------ one way
+def test_env_and_play_time_the_one_default_world():
+    """The one default checkpoint rule: both benchmarks, from the dataclass or the YAML, time GlassTennis-v0's
+    shipped file; checkpoint=null is an untrained model."""
     import gymnasium as gym
 
-    from envs.bench import config_from_dict
+    from bench import env, play
+    from bench.common import DEFAULT_CHECKPOINT
+    from worldmodel.config import compose, plain
 
-    assert config_from_dict({}).checkpoint is None  # the dataclass default: an untrained model
-    cfg = config_from_dict({"checkpoint": "GlassBreakout-v0"})
-    assert cfg.checkpoint == str(gym.spec("GlassBreakout-v0").kwargs["checkpoint"])
+    shipped = str(gym.spec(DEFAULT_CHECKPOINT).kwargs["checkpoint"])
+    for module, config_name in ((env, "bench_env"), (play, "bench_play")):
+        composed = {k: v for k, v in plain(compose([], config_name)).items() if k != "out"}  # out is the CLI's
+        assert module.config_from(composed).checkpoint == shipped
+        assert module.config_from({}).checkpoint == shipped  # the dataclass default agrees
+        assert module.config_from({"checkpoint": None}).checkpoint is None
+    breakout = str(gym.spec("GlassBreakout-v0").kwargs["checkpoint"])
+    assert env.config_from({"checkpoint": "GlassBreakout-v0"}).checkpoint == breakout
 
 
-def test_worldmodel_bench_does_not_import_envs_or_agents():
-    code = ("import sys, worldmodel.bench as b; assert {'env', 'play', 'train'} <= set(b.BENCHES); "
+@pytest.mark.parametrize("name", ["train", "env", "play"])
+def test_each_yaml_holds_exactly_its_dataclass_defaults(name):
+    """One config style: configs/<bench>.yaml is the dataclass, key for key and default for default."""
+    import importlib
+
+    from bench import BENCHES
+
+    spec = BENCHES[name]
+    yaml = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / f"{spec.config_name}.yaml"))
+    module = importlib.import_module(spec.module)
+    if name == "train":  # the bench.* section of the root config
+        yaml, config = yaml["bench"], module.BenchSettings()
+    else:
+        yaml.pop("out")  # the CLI's, not the benchmark's
+        config = module.BenchEnvConfig() if name == "env" else module.BenchPlayConfig()
+    assert yaml == dataclasses.asdict(config)
+
+
+def test_bench_sits_above_the_three_packages():
+    """worldmodel <- envs <- agents <- bench: no module of the three imports bench, and the train benchmark
+    (and the CLI's listing) loads neither envs, agents, gymnasium nor stable-baselines3."""
+    import ast
+
+    for package in ("worldmodel", "envs", "agents"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                assert not any(n == "bench" or n.startswith("bench.") for n in names), path
+    code = ("import sys, bench.cli, bench.train; assert {'env', 'play', 'train'} <= set(bench.BENCHES); "
             "bad = [m for m in ('envs', 'agents', 'gymnasium', 'stable_baselines3') if m in sys.modules]; "
             "assert not bad, bad")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)

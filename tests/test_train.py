@@ -1,4 +1,5 @@
-"""`glassworld train` (worldmodel/train.py), env_info (worldmodel/envinfo.py) and `glassworld bench train`.
+"""`glassworld train` (worldmodel/train.py) and env_info (worldmodel/envinfo.py); `glassworld bench train` is in
+tests/test_bench.py.
 
 Everything runs the real GLASS ``tiny`` preset on 32x32 datasets built in tmp_path: a red square moving over a
 textured background.
@@ -551,39 +552,6 @@ def test_start_frames_are_first_frames_of_val_clips(data):
     assert split == "val" and frames.dtype == torch.uint8 and frames.shape == (5, 3, SIZE, SIZE)
     first = torch.from_numpy(np.load(data / "videos" / "v3.npz")["frames"][0].transpose(2, 0, 1))
     assert torch.equal(frames[0], first)
-
-
-# ------------------------------------------------------------------------------------------------ bench
-def test_bench_train_writes_json(tmp_path, capsys):
-    from worldmodel.bench import cli_main as bench_main
-
-    out = tmp_path / "bench.json"
-    assert bench_main(["train", "model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1",
-                       f"out={out}"]) == 0
-    result = json.loads(out.read_text())
-    assert result["preset"] == "tiny" and (result["height"], result["width"]) == (32, 32)
-    assert result["it_per_s"] > 0 and result["frames_per_s"] == pytest.approx(result["it_per_s"] * 2 * 4)
-    assert result["peak_rss_mb"] > 50 and "reference" not in result
-    assert result["train_step"] == 2 and result["precision"] == "float32"  # tiny: the first joint step is 2
-    assert json.loads(capsys.readouterr().out)["s_per_step"] == result["s_per_step"]
-    assert bench_main(["train", "model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1",
-                       "bench.precision=bfloat16", f"out={out}"]) == 0
-    assert json.loads(out.read_text())["precision"] == "bfloat16"
-    capsys.readouterr()
-    assert bench_main(["train", "model.preset=tiny", "bench.precision=half"]) == 2
-    assert "bench.precision must be one of ['float32', 'bfloat16']" in capsys.readouterr().err
-    assert bench_main(["nope"]) == 2
-
-
-def test_bench_refuses_an_unwritable_out_before_running(tmp_path, capsys, monkeypatch):
-    from worldmodel import bench
-    from worldmodel.bench import cli_main as bench_main
-
-    ran = []
-    monkeypatch.setitem(bench.BENCHES, "train", (lambda cfg: ran.append(1) or {}, bench.BENCHES["train"][1]))
-    out = unwritable(tmp_path) / "bench.json"
-    assert bench_main(["train", "model.preset=tiny", f"out={out}"]) == 2
-    assert f"out= {out} is not writable" in capsys.readouterr().err and not ran
 
 
 # ------------------------------------------------------------------------------------------------ ship

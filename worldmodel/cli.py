@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("worldmodel.world", "video -> a playable, health-checked world in one command: `world IN OUT`"),
     "train": ("worldmodel.train", "train a world model: `train data.path=DIR model.preset=cpu train.steps=N ...`"),
     "eval": ("worldmodel.evaluate", "score a checkpoint: `eval checkpoint=PATH data.path=DIR out=FILE.json ...`"),
-    "bench": ("worldmodel.bench", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),
+    "bench": ("bench.cli", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),
     "play": ("agents.play", "play a dream with the keyboard: `play GlassTennis-v0 | checkpoint=PATH [--headless ...]`"),
     "agent": ("agents.train", "train an SB3 agent in a dream: `agent env=ID checkpoint=PATH algo=ppo n_envs=N ...`"),
     "upgrade": ("worldmodel.upgrade", "re-save older checkpoints in the safe format: `upgrade PATH`"),

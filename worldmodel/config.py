@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 from pathlib import Path
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +45,35 @@ def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
         raise DatasetError(_unknown_key_message(str(e), config_name) or f"bad configuration override: {e}") from None
     OmegaConf.set_readonly(cfg, False)
     return cfg
+
+
+T = TypeVar("T")
+
+
+def plain(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """A composed config as plain Python containers (interpolations resolved); a dict is copied."""
+    d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    assert isinstance(d, dict), f"a config is a mapping, got {type(d).__name__}"
+    return d
+
+
+def settings(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
+    """The dataclass ``cls`` from ``key: value`` pairs (one section of a composed config).
+
+    An unknown key is one :class:`DatasetError` naming it (as ``PREFIX.KEY``) and the nearest valid key (Hydra
+    refuses keys missing from the YAML; this catches the ``+KEY=...`` ones and plain dicts). Values, None
+    included, are passed as given: the dataclass or its user checks them.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    dot = f"{prefix}." if prefix else ""
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        key = unknown[0]
+        near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        hint = f"did you mean {dot}{near[0]}?" if near else f"valid: {', '.join(dot + n for n in names)}"
+        more = f" (and {', '.join(dot + k for k in unknown[1:])})" if len(unknown) > 1 else ""
+        raise DatasetError(f"unknown key {dot}{key}{more}; {hint}")
+    return cls(**values)
 
 
 def config_keys(cfg: DictConfig) -> list[str]:

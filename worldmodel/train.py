@@ -46,7 +46,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import plain, settings
 from .health import MaskWatch
 from .data.dataset import ClipConfig, ClipDataset, make_loader
 from .data.format import (CHECK_LEVELS, DatasetError, atomic_write_bytes, atomic_write_json, check_writable,
@@ -127,16 +128,15 @@ class TrainRunConfig:
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig | dict[str, Any]) -> TrainRunConfig:
         """Convert the composed Hydra config (extra top-level keys such as ``bench`` are ignored)."""
-        d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-        assert isinstance(d, dict)
+        d = plain(cfg)
         model = dict(d.get("model") or {})
         nested_overrides = dict(model.pop("overrides", None) or {})
         name = model.pop("name", "glass")
         preset = model.pop("preset", "cpu")
         return cls(
-            data=_settings(DataSettings, d.get("data") or {}, "data"),
+            data=settings(DataSettings, d.get("data") or {}, "data"),
             model=ModelSettings(name=str(name), preset=str(preset), overrides={**model, **nested_overrides}),
-            train=_settings(TrainSettings, d.get("train") or {}, "train"),
+            train=settings(TrainSettings, d.get("train") or {}, "train"),
             run_dir=None if d.get("run_dir") is None else str(d["run_dir"]),
             device=str(d.get("device", "auto")),
             seed=int(d.get("seed", 0)),
@@ -152,15 +152,6 @@ class TrainRunConfig:
         d = self.to_dict()
         d["model"] = {"name": self.model.name, "preset": self.model.preset, **self.model.overrides}
         return OmegaConf.to_yaml(OmegaConf.create(d))
-
-
-def _settings(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise DatasetError(f"unknown config keys {[f'{prefix}.{k}' for k in unknown]}; valid: "
-                           f"{sorted(f'{prefix}.{n}' for n in names)}")
-    return cls(**values)
 
 
 def validate(cfg: TrainRunConfig) -> None:
@@ -226,6 +217,39 @@ class _LossModule(nn.Module):
 
     def forward(self, frames: torch.Tensor, step: int) -> tuple[torch.Tensor, dict, dict]:
         return self.model.training_losses(frames, step)
+
+
+def build_optimizer(model: nn.Module, mcfg: Any) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR]:
+    """method.md 6: Adam with L2 weight decay (``mcfg.lr``, ``mcfg.weight_decay``) and a MultiStepLR
+    (``mcfg.lr_milestones``, ``mcfg.lr_gamma``) stepped every iteration."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(mcfg.lr), betas=(0.9, 0.999),
+                                 weight_decay=float(mcfg.weight_decay))
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(mcfg.lr_milestones),
+                                                     gamma=float(mcfg.lr_gamma))
+    return optimizer, scheduler
+
+
+def optimisation_step(losses: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict, dict]], model: nn.Module,
+                      optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                      frames: torch.Tensor, step: int, device: torch.device,
+                      precision: str) -> tuple[torch.Tensor, dict, dict]:
+    """One training iteration, as the trainer runs it and ``glassworld bench train`` times it: the losses of
+    ``frames`` (B, T, 3, H, W) in [-1, 1] at schedule ``step`` under autocast, backward, non-finite gradients of
+    ``model``'s parameters replaced (method.md 6: NaN -> 0, +-inf -> +-1e5), an optimiser and a scheduler step.
+
+    ``losses`` is ``model.training_losses`` or a wrapper of it (the trainer's DDP module, whose backward
+    all-reduces the gradients). Returns ``(total, terms, aux)`` of ``training_losses``.
+    """
+    with autocast(device, precision):
+        total, terms, aux = losses(frames, step)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()  # under DDP the gradients are all-reduced (averaged) here
+    for prm in model.parameters():
+        if prm.grad is not None:
+            torch.nan_to_num_(prm.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+    optimizer.step()
+    scheduler.step()
+    return total, terms, aux
 
 
 @dataclass
@@ -605,10 +629,7 @@ class _Trainer:
         loader.worker_init_fn = _worker_init  # workers ignore Ctrl-C; the main process stops them in order
 
         # ---- optimiser (method.md 6: Adam with L2 weight decay, MultiStepLR stepped every iteration)
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(mcfg.lr), betas=(0.9, 0.999),
-                                     weight_decay=float(mcfg.weight_decay))
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(mcfg.lr_milestones),
-                                                         gamma=float(mcfg.lr_gamma))
+        optimizer, scheduler = build_optimizer(model, mcfg)
         if ckpt is not None:
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -710,15 +731,8 @@ class _Trainer:
                     frames = frames_u8[:, :n_obs].to(self.device, non_blocking=True).float() / 127.5 - 1.0
                     # frames: (b, T, 3, H, W) in [-1, 1]
 
-                    with autocast(self.device, t.precision):
-                        total, terms, aux = wrapped(frames, step)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    total.backward()  # under DDP the gradients are all-reduced (averaged) here
-                    for prm in model.parameters():  # method.md 6: NaN -> 0, +-inf -> +-1e5
-                        if prm.grad is not None:
-                            torch.nan_to_num_(prm.grad, nan=0.0, posinf=1e5, neginf=-1e5)
-                    self.optimizer.step()
-                    self.scheduler.step()
+                    total, terms, aux = optimisation_step(wrapped, model, self.optimizer, self.scheduler, frames,
+                                                          step, self.device, t.precision)
                     p.step += 1
 
                     last, stop_all = self._reduce_terms(total, terms, stop.signal is not None)

@@ -1,4 +1,4 @@
-"""scripts/check_rollout.py and scripts/bench_env.py (envs.bench) run end to end with tiny settings."""
+"""scripts/check_rollout.py and scripts/bench_env.py (bench.env) run end to end with tiny settings."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def test_check_rollout_writes_stats(square_checkpoint, tmp_path, capsys):
 def test_bench_env_reports_dream_and_ale_with_ratios(glass_checkpoint, tmp_path):
     main = runpy.run_path(str(SCRIPTS / "bench_env.py"))["main"]
     out = tmp_path / "bench.json"
-    assert main(["--checkpoint", str(glass_checkpoint), "--num-envs", "1", "4", "--devices", "cpu",
-                 "--seconds", "0.2", "--ale-seconds", "0.2", "--out", str(out)]) == 0
+    assert main([f"checkpoint={glass_checkpoint}", "num_envs=[1,4]", "devices=[cpu]", "seconds=0.2",
+                 "ale_seconds=0.2", "memory_steps=0", f"out={out}"]) == 0
     r = json.loads(out.read_text())
+    assert r["bench"] == "env" and r["config"]["checkpoint"] == str(glass_checkpoint)
     ale = r["ale_tennis"]["gym_v5_steps_per_s"]
     assert ale > 0 and r["ale_tennis"]["ale_interface_steps_per_s"] > 0
     for n in ("1", "4"):

@@ -1,8 +1,9 @@
-"""Speed of the ``glassworld play`` loop (model + drawing), headless: ``glassworld bench play`` and
-``scripts/bench_play.py``.
+"""Speed of the ``glassworld play`` loop (model + drawing), headless: ``glassworld bench play key=value ...``
+(keys of ``configs/bench_play.yaml``; ``python scripts/bench_play.py key=value ...`` is the same).
 
 A headless viewer (SDL dummy driver, no frame-rate sleep) plays a dream with the agent walking right every frame,
-so the model steps once per frame. Without ``checkpoint`` the model is an untrained one of ``model``/``preset``
+so the model steps once per frame. It plays the shipped GlassTennis-v0 by default
+(:data:`bench.common.DEFAULT_CHECKPOINT`); ``checkpoint=null`` plays an untrained model of ``model``/``preset``
 at ``height`` x ``width`` (a trained model of the same size steps at the same speed). Reported per thread count:
 
 * ``play_fps``: frames per second of the whole loop (input, env.step, render, window scaling, HUD, flip);
@@ -16,13 +17,17 @@ The target is ``play_fps >= 60`` with the model stepping every frame.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+import torch
+
+from worldmodel.config import settings
+from worldmodel.data.format import DatasetError
+
+from .common import DEFAULT_CHECKPOINT, loadavg_1m, machine, resolve_checkpoint, untrained_model
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,7 @@ log = logging.getLogger(__name__)
 class BenchPlayConfig:
     """What ``bench play`` times."""
 
-    checkpoint: str | None = None  # None: an untrained `model`/`preset` at height x width
+    checkpoint: str | None = DEFAULT_CHECKPOINT  # a file or a registered id; None: an untrained model/preset
     model: str = "glass"
     preset: str = "cpu"
     height: int = 96  # the cpu preset's default resolution (configs/config.yaml)
@@ -41,53 +46,36 @@ class BenchPlayConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        """One clear error for settings that cannot be timed."""
         if self.frames < 1 or self.height < 8 or self.width < 8:
-            raise ValueError(f"frames must be >= 1 and height, width >= 8; got frames={self.frames}, "
+            raise DatasetError(f"frames must be >= 1 and height, width >= 8; got frames={self.frames}, "
                              f"{self.height}x{self.width}")
         if not self.threads or any(int(t) < 1 for t in self.threads):
-            raise ValueError(f"threads must be a non-empty list of counts >= 1, got {self.threads}")
+            raise DatasetError(f"threads must be a non-empty list of counts >= 1, got {self.threads}")
 
 
-def config_from_dict(d: dict[str, Any]) -> BenchPlayConfig:
-    """A :class:`BenchPlayConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
-    error for unknown keys (the hook of ``glassworld bench play``)."""
-    known = {f.name for f in dataclasses.fields(BenchPlayConfig)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ValueError(f"unknown bench play option(s) {bad}; known: {sorted(known)}")
-    d = {k: v for k, v in d.items() if v is not None}
+def config_from(d: dict[str, Any]) -> BenchPlayConfig:
+    """A :class:`BenchPlayConfig` from the composed ``configs/bench_play.yaml`` (plain dict; ``threads=2`` is
+    ``threads=[2]``); a registered id in ``checkpoint`` becomes its file. One :class:`DatasetError` for an unknown
+    key or an unusable value."""
+    d = dict(d)
     if isinstance(d.get("threads"), int):
         d["threads"] = [d["threads"]]
-    cfg = BenchPlayConfig(**d)
+    cfg = settings(BenchPlayConfig, d)
     cfg.validate()
-    return cfg
-
-
-def machine() -> dict[str, Any]:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_1m": None if load is None else round(load[0], 2)}
+    return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
 
 
 def make_env(cfg: BenchPlayConfig) -> Any:
     """The single dream env the viewer plays (rgb_array rendering, no time limit)."""
     import gymnasium as gym
-    import torch
 
     import envs  # noqa: F401  (registers GlassWorld-v0)
 
     kw: dict[str, Any] = {"render_mode": "rgb_array", "task": "reach", "max_episode_steps": 10**9}
     if cfg.checkpoint:
         return gym.make("GlassWorld-v0", checkpoint=cfg.checkpoint, **kw)
-    from worldmodel.models import build_model
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.preset, cfg.height, cfg.width, {}).eval()
-    start = (torch.rand(4, 3, cfg.height, cfg.width) * 255).to(torch.uint8)
-    if hasattr(model, "set_env_info"):
-        model.set_env_info({"start_frames": start})
-    else:
-        model.start_frames = start
+    model = untrained_model(cfg.model, cfg.preset, cfg.height, cfg.width, cfg.seed, torch.device("cpu"))
     return gym.make("GlassWorld-v0", model=model, **kw)
 
 
@@ -110,7 +98,7 @@ def bench_env_step(env: Any, frames: int) -> dict[str, float]:
 
 def bench_viewer(env: Any, frames: int, keys: str) -> dict[str, Any]:
     """The headless viewer playing scripted ``keys`` for ``frames`` frames (after a short warm-up)."""
-    from .play import PlayConfig, play
+    from agents.play import PlayConfig, play
 
     play(PlayConfig(headless=True, keys="right*5", seed=0), env=env)  # warm-up (fonts, surfaces)
     c0 = time.process_time()
@@ -123,8 +111,6 @@ def bench_viewer(env: Any, frames: int, keys: str) -> dict[str, Any]:
 
 def run_one(cfg: BenchPlayConfig, threads: int) -> dict[str, Any]:
     """All measurements at one torch thread count."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     env = make_env(cfg)
@@ -152,6 +138,6 @@ def run_one(cfg: BenchPlayConfig, threads: int) -> dict[str, Any]:
 def run_bench(cfg: BenchPlayConfig) -> dict[str, Any]:
     """``{"play": {"threads_T": measurements, ...}, "machine", "time", "config"}`` (headless SDL)."""
     cfg.validate()
-    result = {"bench": "play", "play": {f"threads_{t}": run_one(cfg, t) for t in cfg.threads},
-              "machine": machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(cfg)}
-    return result
+    return {"play": {f"threads_{t}": run_one(cfg, t) for t in cfg.threads},
+            "machine": {**machine(), "loadavg_1m": loadavg_1m()}, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": asdict(cfg)}

@@ -1,23 +1,29 @@
 """Speed of the dream vs the real game: batched dream env steps/s at several N, and ALE Tennis steps/s; and the
 peak memory (RSS) of one env in a fresh process.
 
-Run it with ``glassworld bench env`` (or ``python scripts/bench_env.py``). It times the shipped GlassTennis-v0
-by default; ``checkpoint=null`` times an untrained model of the chosen preset (plain generation).
+Run it with ``glassworld bench env key=value ...`` (keys of ``configs/bench_env.yaml``; ``python
+scripts/bench_env.py key=value ...`` is the same). It times the shipped GlassTennis-v0 by default
+(:data:`bench.common.DEFAULT_CHECKPOINT`); ``checkpoint=null`` times an untrained model of the chosen preset
+(plain generation). The single env's peak RSS is :func:`bench.common.peak_rss_mb` in a fresh process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from .dream import GlassWorldVectorEnv, resolve_device
+from envs.dream import GlassWorldEnv, GlassWorldVectorEnv
+from worldmodel.config import settings
+from worldmodel.data.format import DatasetError
+from worldmodel.device import resolve_device
+
+from .common import DEFAULT_CHECKPOINT, loadavg_1m, machine, peak_rss_mb, resolve_checkpoint, untrained_model
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +32,7 @@ log = logging.getLogger(__name__)
 class BenchEnvConfig:
     """What ``bench env`` times."""
 
-    checkpoint: str | None = None  # a file or a registered id (GlassTennis-v0); None: an untrained model/preset
+    checkpoint: str | None = DEFAULT_CHECKPOINT  # a file or a registered id; None: an untrained model/preset
     model: str = "glass"
     preset: str = "cpu"
     height: int = 96
@@ -44,28 +50,27 @@ class BenchEnvConfig:
     memory_steps: int = 200  # random steps of one single env in a fresh process, for its peak RSS; 0 = skip
     seed: int = 0
 
+    def validate(self) -> None:
+        """One clear error for settings that cannot be timed."""
+        if not self.num_envs or any(int(n) < 1 for n in self.num_envs):
+            raise DatasetError(f"num_envs must be a non-empty list of counts >= 1, got {self.num_envs}")
+        if not self.seconds > 0 or not self.ale_seconds > 0:
+            raise DatasetError(f"seconds and ale_seconds must be > 0, got {self.seconds}, {self.ale_seconds}")
+        if self.warmup < 0 or self.min_steps < 1 or self.memory_steps < 0:
+            raise DatasetError(f"warmup and memory_steps must be >= 0 and min_steps >= 1, got {self.warmup}, "
+                               f"{self.memory_steps}, {self.min_steps}")
 
-def _untrained_model(cfg: BenchEnvConfig, device: torch.device) -> Any:
-    from worldmodel.models import build_model
 
-    model = build_model(cfg.model, cfg.preset, cfg.height, cfg.width, {}).to(device).eval()
-    g = torch.Generator().manual_seed(cfg.seed)
-    start = torch.randint(0, 256, (8, 3, cfg.height, cfg.width), generator=g, dtype=torch.uint8)
-    if hasattr(model, "set_env_info"):
-        model.set_env_info({"start_frames": start})
-    else:
-        model.start_frames = start.to(device)
-    return model
+def _untrained(cfg: BenchEnvConfig, device: torch.device) -> Any:
+    return untrained_model(cfg.model, cfg.preset, cfg.height, cfg.width, cfg.seed, device)
 
 
 def play_single_env(cfg: BenchEnvConfig, steps: int) -> None:
     """``steps`` random steps of one :class:`GlassWorldEnv` on the CPU (resetting when an episode ends)."""
-    from .dream import GlassWorldEnv
-
     if cfg.checkpoint:
         env = GlassWorldEnv(cfg.checkpoint, task=cfg.task, precision=cfg.precision)
     else:
-        env = GlassWorldEnv(model=_untrained_model(cfg, torch.device("cpu")), task=cfg.task, precision=cfg.precision)
+        env = GlassWorldEnv(model=_untrained(cfg, torch.device("cpu")), task=cfg.task, precision=cfg.precision)
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
     for _ in range(steps):
@@ -75,25 +80,11 @@ def play_single_env(cfg: BenchEnvConfig, steps: int) -> None:
     env.close()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB: ``VmHWM`` from /proc (reset by exec, unlike ``ru_maxrss``,
-    which a child inherits from its parent), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 _MEMORY_SCRIPT = """
 import json, sys
 import torch
-from envs.bench import BenchEnvConfig, peak_rss_mb, play_single_env
+from bench.common import peak_rss_mb
+from bench.env import BenchEnvConfig, play_single_env
 cfg = BenchEnvConfig(**json.loads(sys.argv[1]))
 if cfg.threads:
     torch.set_num_threads(int(cfg.threads))
@@ -123,7 +114,7 @@ def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict
         env = GlassWorldVectorEnv(num_envs, cfg.checkpoint, task=cfg.task, device=str(device),
                                   max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     else:
-        env = GlassWorldVectorEnv(num_envs, model=_untrained_model(cfg, device), task=cfg.task,
+        env = GlassWorldVectorEnv(num_envs, model=_untrained(cfg, device), task=cfg.task,
                                   max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     rng = np.random.default_rng(cfg.seed)
     env.reset(seed=cfg.seed)
@@ -187,7 +178,7 @@ def time_ale_tennis(seconds: float, seed: int = 0) -> dict[str, float]:
 
     from worldmodel.envinfo import SHIFT_NAMES
 
-    from .real import RealGameConfig, RealGameVectorEnv
+    from envs.real import RealGameConfig, RealGameVectorEnv
 
     real = RealGameVectorEnv(1, 96, 128, SHIFT_NAMES, ["code 0"], RealGameConfig("Tennis"), task="reach",
                              max_episode_steps=200)
@@ -201,36 +192,17 @@ def time_ale_tennis(seconds: float, seed: int = 0) -> dict[str, float]:
     return out
 
 
-def resolve_checkpoint(name: str | None) -> str | None:
-    """A checkpoint file from a path or a registered env id (its ``checkpoint`` keyword); None stays None."""
-    if name is None or os.path.isfile(name):
-        return name
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the ids)
-
-    try:
-        path = gym.spec(name).kwargs.get("checkpoint")
-    except gym.error.Error:
-        path = None
-    if path is None:
-        raise ValueError(f"checkpoint={name!r} is neither a file nor a registered env id with a checkpoint; "
-                         "pass a checkpoint file, an id such as GlassTennis-v0, or checkpoint=null")
-    return str(path)
-
-
 def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     """Time the dream on each available device and N, and ALE Tennis, in one run; ratios dream / ALE.
-    ``cfg.checkpoint`` is a file (or None): :func:`config_from_dict` resolves registered ids."""
+    ``cfg.checkpoint`` is a file (or None): :func:`config_from` resolves registered ids."""
+    cfg.validate()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
     result: dict[str, Any] = {
         "config": asdict(cfg),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "torch": torch.__version__,
+        "machine": {**machine(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "loadavg_1m_start": round(load[0], 2)},
+                    "loadavg_1m_start": loadavg_1m()},
         "dream": {},
     }
     log.info("timing ALE Tennis")
@@ -262,18 +234,13 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
         peak = result["single_env_memory"]["peak_rss_mb"]
         result["memory_target"] = {"rule": "one env's peak RSS <= 1024 MB", "peak_rss_mb": peak,
                                    "met": bool(peak <= 1024)}
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),)
-    result["machine"]["loadavg_1m_end"] = round(load[0], 2)
+    result["machine"]["loadavg_1m_end"] = loadavg_1m()
     return result
 
 
-def config_from_dict(d: dict[str, Any]) -> BenchEnvConfig:
-    """A :class:`BenchEnvConfig` from plain ``key: value`` pairs (None values keep the defaults), with one clear
-    error for unknown keys. This is the hook for ``glassworld bench env`` (worldmodel resolves this module by
-    name at run time, so it never imports envs itself). A registered id in ``checkpoint`` becomes its file."""
-    known = {f.name for f in fields(BenchEnvConfig)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ValueError(f"unknown bench env option(s) {bad}; known: {sorted(known)}")
-    cfg = BenchEnvConfig(**{k: v for k, v in d.items() if v is not None})
+def config_from(d: dict[str, Any]) -> BenchEnvConfig:
+    """A :class:`BenchEnvConfig` from the composed ``configs/bench_env.yaml`` (plain dict); a registered id in
+    ``checkpoint`` becomes its file. One :class:`DatasetError` for an unknown key or an unusable value."""
+    cfg = settings(BenchEnvConfig, d)
+    cfg.validate()
     return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
