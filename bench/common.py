@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import torch
 
+from worldmodel.config import settings
 from worldmodel.data.format import DatasetError
 
 # The one default checkpoint rule: the env and play benchmarks time the shipped GlassTennis-v0 (what people play
@@ -35,21 +37,48 @@ def resolve_checkpoint(name: str | None) -> str | None:
     return str(path)
 
 
-def untrained_model(name: str, preset: str, height: int, width: int, seed: int, device: torch.device) -> Any:
-    """An untrained ``name``/``preset`` world model in eval mode with 8 random start frames (8, 3, H, W) uint8."""
-    from worldmodel.models import build_model
+@dataclass
+class WorldSettings:
+    """The world the env and play benchmarks run (their configs' first keys)."""
 
-    try:
-        model = build_model(name, preset, height, width, {}).to(device).eval()
-    except (TypeError, ValueError) as e:
-        raise DatasetError(f"cannot build {name}/{preset} at {height}x{width}: {e}") from None
-    g = torch.Generator().manual_seed(seed)
-    start = torch.randint(0, 256, (8, 3, height, width), generator=g, dtype=torch.uint8)  # (8, 3, H, W)
-    if hasattr(model, "set_env_info"):
-        model.set_env_info({"start_frames": start})
-    else:
-        model.start_frames = start.to(device)
-    return model
+    checkpoint: str | None = DEFAULT_CHECKPOINT  # a file or a registered id; None: an untrained model/preset
+    model: str = "glass"
+    preset: str = "cpu"  # tiny | cpu | paper (the untrained model)
+    height: int = 96  # the cpu preset's default resolution (configs/config.yaml)
+    width: int = 128
+    seed: int = 0
+
+    def validate(self) -> None:
+        """One clear error for settings that cannot be run; subclasses add theirs."""
+        if self.height < 8 or self.width < 8:
+            raise DatasetError(f"height and width must be >= 8, got {self.height}x{self.width}")
+
+    def untrained_model(self, device: torch.device) -> Any:
+        """An untrained ``model``/``preset`` in eval mode with 8 random start frames (8, 3, H, W) uint8."""
+        from worldmodel.models import build_model
+
+        try:
+            model = build_model(self.model, self.preset, self.height, self.width, {}).to(device).eval()
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"cannot build {self.model}/{self.preset} at {self.height}x{self.width}: {e}") from None
+        g = torch.Generator().manual_seed(self.seed)
+        start = torch.randint(0, 256, (8, 3, self.height, self.width), generator=g, dtype=torch.uint8)
+        if hasattr(model, "set_env_info"):
+            model.set_env_info({"start_frames": start})
+        else:
+            model.start_frames = start.to(device)
+        return model
+
+
+W = TypeVar("W", bound=WorldSettings)
+
+
+def world_config(cls: type[W], d: dict[str, Any]) -> W:
+    """``cls`` from a composed bench config (plain dict, ``out`` removed): unknown keys and unusable values are one
+    :class:`DatasetError`; a registered id in ``checkpoint`` becomes its file."""
+    cfg = settings(cls, d)
+    cfg.validate()
+    return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
 
 
 def peak_rss_mb() -> float:

@@ -12,31 +12,25 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from envs.dream import GlassWorldEnv, GlassWorldVectorEnv
-from worldmodel.config import settings
 from worldmodel.data.format import DatasetError
 from worldmodel.device import resolve_device
 
-from .common import DEFAULT_CHECKPOINT, loadavg_1m, machine, peak_rss_mb, resolve_checkpoint, untrained_model
+from .common import WorldSettings, loadavg_1m, machine, world_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BenchEnvConfig:
-    """What ``bench env`` times."""
+class BenchEnvConfig(WorldSettings):
+    """What ``bench env`` times: the world (:class:`WorldSettings`), then these."""
 
-    checkpoint: str | None = DEFAULT_CHECKPOINT  # a file or a registered id; None: an untrained model/preset
-    model: str = "glass"
-    preset: str = "cpu"
-    height: int = 96
-    width: int = 128
     num_envs: list[int] = field(default_factory=lambda: [1, 16, 64, 256])
     devices: list[str] = field(default_factory=lambda: ["cpu", "cuda"])  # cuda is skipped without a GPU
     seconds: float = 5.0  # timing budget per (device, N), after warm-up
@@ -48,10 +42,10 @@ class BenchEnvConfig:
     threads: int | None = None  # torch CPU threads; None = torch's default
     precision: str = "float32"  # float32 | bfloat16 (the env's autocast option)
     memory_steps: int = 200  # random steps of one single env in a fresh process, for its peak RSS; 0 = skip
-    seed: int = 0
 
     def validate(self) -> None:
         """One clear error for settings that cannot be timed."""
+        super().validate()
         if not self.num_envs or any(int(n) < 1 for n in self.num_envs):
             raise DatasetError(f"num_envs must be a non-empty list of counts >= 1, got {self.num_envs}")
         if not self.seconds > 0 or not self.ale_seconds > 0:
@@ -61,16 +55,12 @@ class BenchEnvConfig:
                                f"{self.memory_steps}, {self.min_steps}")
 
 
-def _untrained(cfg: BenchEnvConfig, device: torch.device) -> Any:
-    return untrained_model(cfg.model, cfg.preset, cfg.height, cfg.width, cfg.seed, device)
-
-
 def play_single_env(cfg: BenchEnvConfig, steps: int) -> None:
     """``steps`` random steps of one :class:`GlassWorldEnv` on the CPU (resetting when an episode ends)."""
     if cfg.checkpoint:
         env = GlassWorldEnv(cfg.checkpoint, task=cfg.task, precision=cfg.precision)
     else:
-        env = GlassWorldEnv(model=_untrained(cfg, torch.device("cpu")), task=cfg.task, precision=cfg.precision)
+        env = GlassWorldEnv(model=cfg.untrained_model(torch.device("cpu")), task=cfg.task, precision=cfg.precision)
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
     for _ in range(steps):
@@ -114,7 +104,7 @@ def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict
         env = GlassWorldVectorEnv(num_envs, cfg.checkpoint, task=cfg.task, device=str(device),
                                   max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     else:
-        env = GlassWorldVectorEnv(num_envs, model=_untrained(cfg, device), task=cfg.task,
+        env = GlassWorldVectorEnv(num_envs, model=cfg.untrained_model(device), task=cfg.task,
                                   max_episode_steps=cfg.max_episode_steps, precision=cfg.precision)
     rng = np.random.default_rng(cfg.seed)
     env.reset(seed=cfg.seed)
@@ -241,6 +231,4 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
 def config_from(d: dict[str, Any]) -> BenchEnvConfig:
     """A :class:`BenchEnvConfig` from the composed ``configs/bench_env.yaml`` (plain dict); a registered id in
     ``checkpoint`` becomes its file. One :class:`DatasetError` for an unknown key or an unusable value."""
-    cfg = settings(BenchEnvConfig, d)
-    cfg.validate()
-    return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
+    return world_config(BenchEnvConfig, d)

@@ -19,37 +19,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from worldmodel.config import settings
 from worldmodel.data.format import DatasetError
 
-from .common import DEFAULT_CHECKPOINT, loadavg_1m, machine, resolve_checkpoint, untrained_model
+from .common import WorldSettings, loadavg_1m, machine, world_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BenchPlayConfig:
-    """What ``bench play`` times."""
+class BenchPlayConfig(WorldSettings):
+    """What ``bench play`` times: the world (:class:`WorldSettings`), then these."""
 
-    checkpoint: str | None = DEFAULT_CHECKPOINT  # a file or a registered id; None: an untrained model/preset
-    model: str = "glass"
-    preset: str = "cpu"
-    height: int = 96  # the cpu preset's default resolution (configs/config.yaml)
-    width: int = 128
     frames: int = 200  # timed frames per measurement
     threads: list[int] = field(default_factory=lambda: [1])  # torch intra-op threads, one measurement each
-    seed: int = 0
 
     def validate(self) -> None:
         """One clear error for settings that cannot be timed."""
-        if self.frames < 1 or self.height < 8 or self.width < 8:
-            raise DatasetError(f"frames must be >= 1 and height, width >= 8; got frames={self.frames}, "
-                             f"{self.height}x{self.width}")
+        super().validate()
+        if self.frames < 1:
+            raise DatasetError(f"frames must be >= 1, got {self.frames}")
         if not self.threads or any(int(t) < 1 for t in self.threads):
             raise DatasetError(f"threads must be a non-empty list of counts >= 1, got {self.threads}")
 
@@ -61,9 +54,7 @@ def config_from(d: dict[str, Any]) -> BenchPlayConfig:
     d = dict(d)
     if isinstance(d.get("threads"), int):
         d["threads"] = [d["threads"]]
-    cfg = settings(BenchPlayConfig, d)
-    cfg.validate()
-    return replace(cfg, checkpoint=resolve_checkpoint(cfg.checkpoint))
+    return world_config(BenchPlayConfig, d)
 
 
 def make_env(cfg: BenchPlayConfig) -> Any:
@@ -75,7 +66,7 @@ def make_env(cfg: BenchPlayConfig) -> Any:
     kw: dict[str, Any] = {"render_mode": "rgb_array", "task": "reach", "max_episode_steps": 10**9}
     if cfg.checkpoint:
         return gym.make("GlassWorld-v0", checkpoint=cfg.checkpoint, **kw)
-    model = untrained_model(cfg.model, cfg.preset, cfg.height, cfg.width, cfg.seed, torch.device("cpu"))
+    model = cfg.untrained_model(torch.device("cpu"))
     return gym.make("GlassWorld-v0", model=model, **kw)
 
 
