@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from worldmodel.config import settings
 from worldmodel.data.format import DatasetError, check_writable
 from worldmodel.paths import portable_path
 
@@ -133,22 +134,15 @@ class AgentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise DatasetError(f"unknown agent option(s) {bad}; known: {sorted(known)}")
-        try:
-            policy = PolicyConfig(**(d.pop("policy", None) or {}))
-            ev = EvalConfig(**(d.pop("eval", None) or {}))
-            fe = dict(d.pop("final_eval", None) or {})
-            fe["mapping"] = MappingOptions(**(fe.get("mapping") or {}))
-            final = FinalEvalConfig(**fe)
-            video = VideoConfig(**(d.pop("video", None) or {}))
-        except TypeError as e:  # an unknown key inside a section
-            raise DatasetError(f"bad agent option: {e}") from None
+        d = dict(d)  # worldmodel.config.settings: an unknown key, in any section, names the nearest valid one
+        fe = dict(d.pop("final_eval", None) or {})
+        fe_mapping = settings(MappingOptions, dict(fe.pop("mapping", None) or {}), "final_eval.mapping")
+        sections = {"policy": settings(PolicyConfig, dict(d.pop("policy", None) or {}), "policy"),
+                    "eval": settings(EvalConfig, dict(d.pop("eval", None) or {}), "eval"),
+                    "final_eval": settings(FinalEvalConfig, fe, "final_eval", mapping=fe_mapping),
+                    "video": settings(VideoConfig, dict(d.pop("video", None) or {}), "video")}
         d["task_kwargs"] = dict(d.get("task_kwargs") or {})
-        cfg = cls(**d, policy=policy, eval=ev, final_eval=final, video=video)
+        cfg = settings(cls, d, **sections)
         cfg.validate()
         return cfg
 

@@ -212,3 +212,34 @@ def test_bench_sits_above_the_three_packages():
             "bad = [m for m in ('envs', 'agents', 'gymnasium', 'stable_baselines3') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+
+
+def test_one_settings_helper_names_the_nearest_key_everywhere():
+    """worldmodel.config.settings builds the bench configs, train's data/train sections, eval's and the agent's
+    (every section): a key Hydra lets through (+KEY=...) is one error naming the nearest valid key."""
+    from agents.train import AgentConfig
+    from worldmodel.config import compose, settings
+    from worldmodel.data.format import DatasetError
+    from worldmodel.evaluate import EvalConfig
+    from worldmodel.train import TrainRunConfig
+
+    @dataclasses.dataclass
+    class Section:
+        steps: int = 1
+        nested: dict | None = None
+
+    assert settings(Section, {"steps": 3}, "s", nested={"a": 1}) == Section(3, {"a": 1})
+    with pytest.raises(DatasetError, match=r"unknown key s\.stesp; did you mean s\.steps\?"):
+        settings(Section, {"stesp": 3}, "s")
+    with pytest.raises(DatasetError, match=r"unknown key s\.nested"):  # a field the caller builds itself
+        settings(Section, {"nested": {}}, "s", nested=None)
+    cases = [
+        (lambda: AgentConfig.from_dict({"policy": {"lrr": 1}}), r"unknown key policy\.lrr; did you mean policy\.lr\?"),
+        (lambda: AgentConfig.from_dict({"final_eval": {"mapping": {"stepz": 1}}}),
+         r"unknown key final_eval\.mapping\.stepz; did you mean final_eval\.mapping\.steps\?"),
+        (lambda: EvalConfig.from_omegaconf(compose(["+eval.clps=3"], "eval")), r"unknown key eval\.clps; did you mean"),
+        (lambda: TrainRunConfig.from_omegaconf(compose(["+train.stesp=3"])), r"unknown key train\.stesp; did you"),
+    ]
+    for build, message in cases:
+        with pytest.raises(DatasetError, match=message):
+            build()

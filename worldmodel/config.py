@@ -57,23 +57,25 @@ def plain(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def settings(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
-    """The dataclass ``cls`` from ``key: value`` pairs (one section of a composed config).
+def settings(cls: type[T], values: dict[str, Any], prefix: str = "", **given: Any) -> T:
+    """The dataclass ``cls`` from ``key: value`` pairs (one section of a composed config), plus the fields
+    ``given`` by the caller (built from other sections: nested dataclasses, top-level keys).
 
-    An unknown key is one :class:`DatasetError` naming it (as ``PREFIX.KEY``) and the nearest valid key (Hydra
-    refuses keys missing from the YAML; this catches the ``+KEY=...`` ones and plain dicts). Values, None
-    included, are passed as given: the dataclass or its user checks them.
+    A key of ``values`` that is no field of ``cls`` (or one the caller gives) is one :class:`DatasetError` naming
+    it (as ``PREFIX.KEY``) and the nearest valid key (Hydra refuses keys missing from the YAML; this catches the
+    ``+KEY=...`` ones and plain dicts). Values, None included, are passed as they are: the dataclass or its user
+    checks them.
     """
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     dot = f"{prefix}." if prefix else ""
-    unknown = sorted(set(values) - set(names))
+    unknown = sorted(set(values) - (set(names) - set(given)))
     if unknown:
         key = unknown[0]
         near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
         hint = f"did you mean {dot}{near[0]}?" if near else f"valid: {', '.join(dot + n for n in names)}"
         more = f" (and {', '.join(dot + k for k in unknown[1:])})" if len(unknown) > 1 else ""
         raise DatasetError(f"unknown key {dot}{key}{more}; {hint}")
-    return cls(**values)
+    return cls(**values, **given)
 
 
 def config_keys(cfg: DictConfig) -> list[str]:

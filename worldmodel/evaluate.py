@@ -111,18 +111,13 @@ class EvalConfig:
     @classmethod
     def from_omegaconf(cls, c: Any) -> EvalConfig:
         """Build from the composed ``configs/eval.yaml`` (a DictConfig)."""
-        from omegaconf import OmegaConf
+        from .config import plain, settings
 
-        d = OmegaConf.to_container(c, resolve=True)
-        e = dict(d.get("eval") or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(e) - known)
-        if unknown:
-            raise DatasetError(f"unknown eval.* keys {unknown}; valid: {sorted(known - {'checkpoint', 'data_path'})}")
+        d = plain(c)
         data = d.get("data") or {}
-        return cls(checkpoint=d.get("checkpoint"), data_path=data.get("path"), split=d.get("split", "test"),
-                   device=str(d.get("device", "auto")), seed=int(d.get("seed", 0)),
-                   workers=int(data.get("workers", 0)), out=d.get("out"), **e)
+        return settings(cls, dict(d.get("eval") or {}), "eval", checkpoint=d.get("checkpoint"),
+                        data_path=data.get("path"), split=d.get("split", "test"), device=str(d.get("device", "auto")),
+                        seed=int(d.get("seed", 0)), workers=int(data.get("workers", 0)), out=d.get("out"))
 
 
 def resolve_device(name: str) -> torch.device:
