@@ -55,6 +55,31 @@ def test_bench_train_times_the_trainers_own_step_scheduler_included(monkeypatch,
     assert json.loads(capsys.readouterr().out)["steps"] == 2
 
 
+def test_training_runs_the_same_step_function(tmp_path, monkeypatch):
+    """The trainer's loop calls worldmodel.train.optimisation_step once per step (what bench train times)."""
+    import numpy as np
+
+    import worldmodel.train as trainer
+    from worldmodel.data.format import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    writer = DatasetWriter(tmp_path / "data", source="synthetic", height=32, width=32, fps=10)
+    for i in range(3):
+        writer.write(f"v{i}", rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), split="train" if i < 2 else "val")
+    writer.close()
+    real, calls = trainer.optimisation_step, []
+
+    def spy(losses, model, optimizer, scheduler, frames, step, *args):
+        calls.append(step)
+        return real(losses, model, optimizer, scheduler, frames, step, *args)
+
+    monkeypatch.setattr(trainer, "optimisation_step", spy)
+    metrics = trainer.train(trainer.compose_run_config([
+        f"data.path={tmp_path / 'data'}", "model.preset=tiny", f"run_dir={tmp_path / 'run'}", "train.steps=2",
+        "train.batch_size=2", "data.workers=0", "train.progress=false", "train.threads=1"]))
+    assert metrics["step"] == 2 and calls == [0, 1]
+
+
 def test_bench_train_reports_the_one_peak_memory_measure(monkeypatch, capsys):
     import bench.train
 
