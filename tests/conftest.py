@@ -82,3 +82,19 @@ def glass_checkpoint(tmp_path_factory) -> Path:
 def world_checkpoint(request, tmp_path_factory) -> Path:
     """An untrained tiny checkpoint (32x48) of each world model: GLASS and the keypoint model."""
     return save_tiny_glass_checkpoint(tmp_path_factory.mktemp(request.param) / "tiny.pt", model=request.param)
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
+    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        return ro
+    (ro / "probe").unlink()
+    ro.chmod(0o755)
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "a-file"

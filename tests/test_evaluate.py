@@ -14,6 +14,7 @@ from torch import nn
 
 from worldmodel.data.format import DatasetError, DatasetWriter
 from worldmodel.evaluate import METRIC_KEYS, EvalConfig, cli_main, evaluate
+from conftest import unwritable_dir
 
 H = W = 32
 SIZE = 4  # side of the square agent
@@ -331,22 +332,6 @@ def test_cli_reports_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "unknown key eval.nonsense" in capsys.readouterr().err
 
 
-def _unwritable(tmp_path: Path) -> Path:
-    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
-    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
-    ro = tmp_path / "read-only"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        (ro / "probe").touch()
-    except PermissionError:
-        return ro
-    (ro / "probe").unlink()
-    ro.chmod(0o755)
-    (tmp_path / "a-file").write_text("not a folder")
-    return tmp_path / "a-file"
-
-
 def test_cli_checks_out_before_evaluating_and_prints_the_table_before_writing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import worldmodel.evaluate as E
@@ -354,7 +339,7 @@ def test_cli_checks_out_before_evaluating_and_prints_the_table_before_writing(
     calls = []
     result = {"split": "test", "clips": 3, "checkpoint": "c.pt", "dataset": "d", "reasons": {}, "miou": 0.625}
     monkeypatch.setattr(E, "evaluate", lambda cfg: calls.append(cfg) or result)
-    out = _unwritable(tmp_path) / "eval.json"
+    out = unwritable_dir(tmp_path) / "eval.json"
     assert cli_main(["checkpoint=c.pt", f"data.path={tmp_path}", f"out={out}"]) == 2
     err = capsys.readouterr().err
     assert f"out= {out} is not writable" in err and not calls, "evaluated before checking out="

@@ -25,6 +25,7 @@ from worldmodel.data.format import DatasetError, DatasetWriter
 from worldmodel.envinfo import SHIFT_NAMES, estimate_shift_grid, shift_grid, start_frame_bank, typical_magnitude
 from worldmodel.models import load_world_model
 from worldmodel.train import cli_main, compose_run_config, model_from_checkpoint, train
+from conftest import unwritable_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -76,22 +77,6 @@ def trained(data, tmp_path_factory) -> tuple[Path, dict]:
     metrics = run(data, run_dir, "train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=true",
                   "train.log_every=1", "train.image_every=2", "train.dead_code_window=2", "data.workers=1")
     return run_dir, metrics
-
-
-def unwritable(tmp_path: Path) -> Path:
-    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
-    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
-    ro = tmp_path / "read-only"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        (ro / "probe").touch()
-    except PermissionError:
-        return ro
-    (ro / "probe").unlink()
-    ro.chmod(0o755)
-    (tmp_path / "a-file").write_text("not a folder")
-    return tmp_path / "a-file"
 
 
 def subprocess_env() -> dict[str, str]:
@@ -487,7 +472,7 @@ def test_unwritable_run_dir_is_one_error_before_any_work(data, tmp_path, capsys,
 
     built = []
     monkeypatch.setattr(T._Trainer, "_build_model", lambda self, ckpt: built.append(1))
-    run_dir = unwritable(tmp_path) / "run"
+    run_dir = unwritable_dir(tmp_path) / "run"
     assert cli_main(overrides(data, run_dir, "train.steps=1")) == 2
     err = capsys.readouterr().err
     assert f"run_dir {run_dir} is not writable" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from worldmodel.data.dataset import ClipConfig, ClipDataset, make_loader
+from conftest import unwritable_dir
 from worldmodel.data.format import (
     FORMAT_VERSION,
     DatasetError,
@@ -389,22 +390,6 @@ def test_full_check_finds_corruption_the_header_check_cannot_see(tmp_path: Path)
 # ----------------------------------------------------------------------------------------------- outputs
 
 
-def unwritable(tmp_path: Path) -> Path:
-    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
-    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
-    ro = tmp_path / "read-only"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        (ro / "probe").touch()
-    except PermissionError:
-        return ro
-    (ro / "probe").unlink()
-    ro.chmod(0o755)
-    (tmp_path / "a-file").write_text("not a folder")
-    return tmp_path / "a-file"
-
-
 def test_check_writable(tmp_path: Path) -> None:
     from worldmodel.data.format import check_writable
 
@@ -413,7 +398,7 @@ def test_check_writable(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists(), "the check leaves nothing behind"
     assert check_writable(tmp_path / "c" / "out.json", "out=", folder=False) == tmp_path / "c" / "out.json"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    bad = unwritable(tmp_path) / "run"
+    bad = unwritable_dir(tmp_path) / "run"
     with pytest.raises(DatasetError, match=rf"run_dir {bad} is not writable: .*choose a location you can write to"):
         check_writable(bad, "run_dir")
     with pytest.raises(DatasetError, match=rf"out= {bad / 'r.json'} is not writable"):
@@ -434,7 +419,7 @@ def test_data_commands_refuse_an_unwritable_out_first(tmp_path: Path, capsys: py
     src = tmp_path / "in"
     src.mkdir()
     (src / "clip.gif").write_bytes(b"GIF89a")  # never read: the output is checked first
-    out = unwritable(tmp_path) / "ds"
+    out = unwritable_dir(tmp_path) / "ds"
     argv = [a if a != "IN" else str(src) for a in argv]
     assert cli_main([source, *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
