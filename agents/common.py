@@ -29,6 +29,7 @@ class DreamSpec:
     max_episode_steps: int | None = None  # None: the id's registration
     device: str = "auto"
     observation: str = "rgb"  # rgb | mask: what the policy sees (envs.dream.GlassWorldEnv's observation)
+    allow_unhealthy: bool = False  # play a world whose model card records failed health checks (worldmodel.health)
 
 
 def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step") -> TaskVectorEnv:
@@ -43,6 +44,8 @@ def make_dream(spec: DreamSpec, num_envs: int, autoreset_mode: str = "same_step"
         kwargs["max_episode_steps"] = int(spec.max_episode_steps)
     if spec.observation != "rgb":
         kwargs["observation"] = spec.observation
+    if spec.allow_unhealthy:
+        kwargs["allow_unhealthy"] = True
     try:
         return envs.make_dream(spec.env, num_envs, checkpoint=spec.checkpoint or None, **kwargs)
     except (FileNotFoundError, ValueError) as e:

@@ -63,6 +63,7 @@ class EvalAgentConfig:
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
     observation: str = "rgb"  # rgb | mask: what the policy sees, in the dream and the real game (as it was trained)
+    allow_unhealthy: bool = False  # play in a world whose model card records failed health checks
     episodes: int = 16
     n_envs: int = 4
     deterministic: bool = True
@@ -77,6 +78,7 @@ class EvalAgentConfig:
     out: str | None = None
     baseline: str | None = None  # a second policy (random | planner | PATH) played in the same envs, for reference
     progress: bool = False  # tqdm bars of finished episodes (stderr)
+    trust_policy: bool = False  # also load Stable-Baselines3 archives, which unpickle code: only files you trust
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalAgentConfig:
@@ -98,11 +100,15 @@ class EvalAgentConfig:
     def dream(self) -> DreamSpec:
         return DreamSpec(env=self.env, checkpoint=self.checkpoint, task=self.task, task_kwargs=self.task_kwargs,
                          max_episode_steps=self.max_episode_steps, device=self.device,
-                         observation=self.observation)
+                         observation=self.observation, allow_unhealthy=self.allow_unhealthy)
 
 
 def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
-    """``random`` | ``planner`` | ``greedy`` | a path to an SB3 zip (PPO or A2C) -> an object with ``predict``."""
+    """``random`` | ``planner`` | ``greedy`` | a policy zip from ``glassworld agent`` -> an object with ``predict``.
+
+    Policy files load without running code (agents/policy_file.py); a Stable-Baselines3 archive from elsewhere is
+    refused unless ``cfg.trust_policy``.
+    """
     if name == "random":
         return RandomPolicy(venv.single_action_space.nvec, seed=cfg.seed)
     if name == "greedy":
@@ -112,18 +118,15 @@ def load_policy(name: str, venv: Any, model: Any, cfg: EvalAgentConfig) -> Any:
     path = Path(name)
     if not path.is_file():
         raise DatasetError(f"policy {name!r} is neither random, planner, greedy nor a policy file (policy=PATH.zip)")
-    from stable_baselines3 import A2C, PPO
+    from .policy_file import load_policy_file, read_spec
 
-    meta = _agent_json(path)
+    spec = read_spec(path) or {}
+    meta = {**_agent_json(path), **spec.get("meta", {})}
     trained_on = meta.get("observation", "rgb")
     if trained_on != cfg.observation:
-        raise DatasetError(f"policy {path} was trained on observation={trained_on} (its agent.json); play it with "
+        raise DatasetError(f"policy {path} was trained on observation={trained_on}; play it with "
                            f"observation={trained_on}, not {cfg.observation}")
-    cls = {"a2c": A2C, "ppo": PPO}.get(str(meta.get("algo", "ppo")), PPO)
-    try:
-        return cls.load(path, device="cpu")
-    except Exception as e:  # noqa: BLE001 - SB3 raises many types for a wrong file
-        raise DatasetError(f"cannot load policy {path} as {cls.__name__} ({type(e).__name__}: {e})") from None
+    return load_policy_file(path, device="cpu", trust_sb3=cfg.trust_policy, algo=str(meta.get("algo", "ppo")))
 
 
 def _agent_json(path: Path) -> dict[str, Any]:

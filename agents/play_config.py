@@ -26,6 +26,7 @@ class PlayConfig:
     seed: int | None = None  # env seed (start frame and target)
     real: bool = False  # start with the real game side by side (as if Tab was pressed)
     game: str | None = None  # real game override (Tennis, Breakout) for models whose card does not name one
+    allow_unhealthy: bool = False  # play a world whose model card records failed health checks
     threads: int = 0  # torch CPU threads; 0 = torch's default (1 is often fastest for one small env on a busy CPU)
 
 

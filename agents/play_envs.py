@@ -45,6 +45,8 @@ def make_env(cfg: PlayConfig) -> Any:
         kwargs["checkpoint"] = str(path.resolve())
     if cfg.task:
         kwargs["task"] = cfg.task
+    if cfg.allow_unhealthy:
+        kwargs["allow_unhealthy"] = True
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as e:

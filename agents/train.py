@@ -116,6 +116,7 @@ class AgentConfig:
     max_episode_steps: int | None = 100  # None: the id's registration (200)
     observation: str = "mask"  # mask: the model's agent mask (in the real game: its segmentation of real frames),
     # which transfers from dream to real where dreamed pixels differ from real ones | rgb: the frames themselves
+    allow_unhealthy: bool = False  # train in a world whose model card records failed health checks
     algo: str = "ppo"
     train_in: str = "dream"  # dream | real: train in the real ALE game (same spaces, task, action map): the baseline
     n_envs: int = 16
@@ -171,7 +172,7 @@ class AgentConfig:
     def dream(self) -> DreamSpec:
         return DreamSpec(env=self.env, checkpoint=self.checkpoint, task=self.task, task_kwargs=self.task_kwargs,
                          max_episode_steps=self.max_episode_steps, device=self.device,
-                         observation=self.observation)
+                         observation=self.observation, allow_unhealthy=self.allow_unhealthy)
 
 
 def check_checkpoint(cfg: AgentConfig) -> None:

@@ -118,3 +118,24 @@ def test_a_collapsed_world_is_unhealthy_in_eval_card_and_gym_make(tmp_path, caps
     env = gym.make("GlassWorld-v0", checkpoint=str(world), allow_unhealthy=True)
     env.reset(seed=0)
     env.close()
+
+
+def test_play_agent_and_agent_eval_refuse_an_unhealthy_world_unless_allowed(tmp_path, capsys):
+    from worldmodel.cli import main
+
+    data = make_dataset(tmp_path / "d", videos=2, frames=24)
+    ckpt = _degenerate(tmp_path)
+    out = tmp_path / "eval.json"
+    assert eval_main([f"checkpoint={ckpt}", f"data.path={data}", f"out={out}", "eval.clips=2", "eval.clip_len=9",
+                      "eval.batch_size=2", "device=cpu", "eval.lpips=false"]) == 0
+    world = tmp_path / "world.pt"
+    ship(ckpt, world, eval_json=out)
+    capsys.readouterr()
+    common = [f"checkpoint={world}", "device=cpu"]
+    for cmd in (["play", "--headless", "frames=1"], ["agent-eval", "episodes=1", "n_envs=1", "max_episode_steps=2"]):
+        assert main([*cmd, *common]) != 0
+        err = capsys.readouterr().err
+        assert "unhealthy world" in err and "found on only 0%" in err and "allow_unhealthy=true" in err, err
+        assert main([*cmd, *common, "allow_unhealthy=true"]) == 0, capsys.readouterr().err
+    assert main(["agent", *common, "total_timesteps=8", f"run_dir={tmp_path / 'agent'}"]) == 2
+    assert "unhealthy world" in capsys.readouterr().err

@@ -245,7 +245,8 @@ def require_healthy(card: dict[str, Any] | None, name: str, allow_unhealthy: boo
         problems = "; ".join(health.get("problems") or ["no reason recorded"])
         raise UnhealthyWorldError(
             f"{name} is an unhealthy world: {problems}. Agents trained in it learn nothing about the real game. "
-            "Retrain it (see README, 'A world from any video'), or pass allow_unhealthy=True to use it anyway")
+            "Retrain it (README: `glassworld world`), or pass allow_unhealthy=True to use it anyway (gym.make; "
+            "`allow_unhealthy=true` for glassworld play, agent and agent-eval)")
     return health
 
 
