@@ -1,4 +1,4 @@
-"""glassworld benchmarks, all in one place: ``glassworld bench train|env|play key=value ... [out=FILE.json]``.
+"""glassworld benchmarks, all in one place: ``glassworld bench train|env|play|data key=value ... [out=FILE.json]``.
 
 * ``train`` (:mod:`bench.train`): iterations/s, frames/s and peak RSS of the trainer's own optimisation step
   (:func:`worldmodel.train.optimisation_step`) on synthetic clips; keys ``bench.*``, ``model.*``, ``device``,
@@ -7,6 +7,8 @@
   env's peak RSS in a fresh process; keys of ``configs/bench_env.yaml``.
 * ``play`` (:mod:`bench.play`): frames/s of the headless ``glassworld play`` loop; keys of
   ``configs/bench_play.yaml``.
+* ``data`` (:mod:`bench.data`): frames/s and MB per 1000 frames of ``glassworld data atari|sprites``; keys of
+  ``configs/bench_data.yaml``.
 
 Why a package of its own: the benchmarks measure all three packages, so they sit above them, as ``scripts/`` do.
 Imports point one way, ``worldmodel`` <- ``envs`` <- ``agents`` <- ``bench``: nothing in worldmodel, envs or agents
@@ -38,4 +40,5 @@ BENCHES: dict[str, Bench] = {
     "train": Bench("bench.train", "config", "training it/s, frames/s and peak RSS (synthetic data)"),
     "env": Bench("bench.env", "bench_env", "dream env steps/s at N = 1..256 (CPU, CUDA) vs ALE Tennis steps/s"),
     "play": Bench("bench.play", "bench_play", "frames/s of the `glassworld play` loop, headless"),
+    "data": Bench("bench.data", "bench_data", "frames/s and MB per 1000 frames of `glassworld data atari|sprites`"),
 }

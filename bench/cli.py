@@ -12,6 +12,7 @@ from typing import Any
 
 from worldmodel.config import compose, plain
 from worldmodel.data.format import DatasetError, atomic_write_json, check_writable
+from worldmodel.paths import portable_paths
 
 from . import BENCHES
 
@@ -30,7 +31,7 @@ def run(name: str, overrides: list[str]) -> dict[str, Any]:
     if out:
         check_writable(out, "out=", folder=False)  # before the benchmark runs
     module = importlib.import_module(spec.module)
-    result = {"bench": name, **module.run_bench(module.config_from(d))}
+    result = portable_paths({"bench": name, **module.run_bench(module.config_from(d))})  # no machine paths in JSON
     if out:
         atomic_write_json(Path(out), result)
         result["out"] = str(out)

@@ -111,6 +111,16 @@ def test_bench_refuses_an_unwritable_out_before_running(tmp_path, capsys, monkey
     assert f"out= {out} is not writable" in capsys.readouterr().err and not ran
 
 
+def test_bench_json_holds_no_machine_paths(tmp_path, capsys, monkeypatch):
+    import bench.train
+
+    monkeypatch.setattr(bench.train, "run_bench", lambda cfg: {"checkpoint": str(ROOT / "envs" / "x.pt")})
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train", "model.preset=tiny", f"out={out}"]) == 0
+    assert json.loads(out.read_text())["checkpoint"] == "envs/x.pt"
+    assert json.loads(capsys.readouterr().out)["checkpoint"] == "envs/x.pt"
+
+
 # ------------------------------------------------------------------------------------------------ env, play
 def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
     out = tmp_path / "env.json"
@@ -204,7 +214,7 @@ def test_env_and_play_time_the_one_default_world():
     assert env.config_from({"checkpoint": "GlassBreakout-v0"}).checkpoint == breakout
 
 
-@pytest.mark.parametrize("name", ["train", "env", "play"])
+@pytest.mark.parametrize("name", ["train", "env", "play", "data"])
 def test_each_yaml_holds_exactly_its_dataclass_defaults(name):
     """One config style: configs/<bench>.yaml is the dataclass, key for key and default for default."""
     import importlib
@@ -218,7 +228,7 @@ def test_each_yaml_holds_exactly_its_dataclass_defaults(name):
         yaml, config = yaml["bench"], module.BenchSettings()
     else:
         yaml.pop("out")  # the CLI's, not the benchmark's
-        config = module.BenchEnvConfig() if name == "env" else module.BenchPlayConfig()
+        config = getattr(module, f"Bench{name.title()}Config")()
     assert yaml == dataclasses.asdict(config)
 
 
@@ -268,3 +278,21 @@ def test_one_settings_helper_names_the_nearest_key_everywhere():
     for build, message in cases:
         with pytest.raises(DatasetError, match=message):
             build()
+
+
+def test_bench_data_times_both_generators(tmp_path, capsys):
+    out = tmp_path / "data.json"
+    script = runpy.run_path(str(ROOT / "scripts" / "bench_data.py"))["main"]
+    assert script(["atari_games=[Tennis]", "atari_episodes=1", "atari_max_steps=8", "sprites_videos=2",
+                   "sprites_per_sprite=1", "sprites_workers=[1]", f"lpc_dir={tmp_path / 'no-sheets'}",
+                   f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert r["bench"] == "data" and set(r["atari"]) >= {"Tennis"} and "Breakout" not in r["atari"]
+    tennis = r["atari"]["Tennis"]
+    assert tennis["frames"] >= 8 and tennis["frames_per_s"] > 0 and tennis["mb_per_1000_frames"] > 0
+    assert r["sprites"]["lpc"].startswith("skipped: no LPC sheets at")
+    procedural = r["sprites"]["procedural"]
+    assert procedural["frames_per_s_w1"] > 0 and procedural["render_frames_per_s"] > 0
+    capsys.readouterr()
+    assert main(["bench", "data", "only=[video]"]) == 2
+    assert "only must list some of ['atari', 'sprites']" in capsys.readouterr().err

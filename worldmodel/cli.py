@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("worldmodel.world", "video -> a playable, health-checked world in one command: `world IN OUT`"),
     "train": ("worldmodel.train", "train a world model: `train data.path=DIR model.preset=cpu train.steps=N ...`"),
     "eval": ("worldmodel.evaluate", "score a checkpoint: `eval checkpoint=PATH data.path=DIR out=FILE.json ...`"),
-    "bench": ("bench.cli", "measure speed as JSON: `bench train|env|play [key=value ...] [out=FILE.json]`"),
+    "bench": ("bench.cli", "measure speed as JSON: `bench train|env|play|data [key=value ...] [out=FILE.json]`"),
     "play": ("agents.play", "play a dream with the keyboard: `play GlassTennis-v0 | checkpoint=PATH [--headless ...]`"),
     "agent": ("agents.train", "train an SB3 agent in a dream: `agent env=ID checkpoint=PATH algo=ppo n_envs=N ...`"),
     "upgrade": ("worldmodel.upgrade", "re-save older checkpoints in the safe format: `upgrade PATH`"),
@@ -65,7 +65,7 @@ examples:
 
 common keys: split=val|test  eval.clips=N  eval.clip_len=T  out=FILE.json  device=auto|cpu|cuda
 all keys and defaults: configs/eval.yaml""",
-    "bench": """usage: glassworld bench train|env|play [key=value ...] [out=FILE.json]
+    "bench": """usage: glassworld bench train|env|play|data [key=value ...] [out=FILE.json]
 
 Measure speed (and memory) and write it as JSON.
 
@@ -73,14 +73,17 @@ benchmarks:
   train  training it/s, frames/s and peak RSS (synthetic data)
   env    dream env steps/s at N = 1..256 vs ALE Tennis, and one env's peak RSS
   play   frames/s of the `glassworld play` loop, headless
+  data   frames/s and MB per 1000 frames of `glassworld data atari|sprites`
 
 examples:
   glassworld bench train model.preset=cpu out=runs/bench_train.json
   glassworld bench env out=runs/bench_env.json   # GlassTennis-v0 steps/s, N = 1..256, vs ALE
   glassworld bench env checkpoint=PATH threads=1
   glassworld bench play frames=300 out=runs/bench_play.json
+  glassworld bench data only=[atari] out=runs/bench_data.json
 
-all keys and defaults: configs/config.yaml, configs/bench_env.yaml, configs/bench_play.yaml""",
+all keys and defaults: configs/config.yaml (bench.*), configs/bench_env.yaml,
+configs/bench_play.yaml, configs/bench_data.yaml""",
     "play": """usage: glassworld play [ENV_ID] [key=value ...] [--headless]
 
 Play a world with the keyboard in a pygame window (or headless, from a key script).
