@@ -38,24 +38,26 @@ Every metric that cannot be computed is ``null`` and ``reasons[key]`` says why.
 
 from __future__ import annotations
 
-import glob
 import logging
-import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import metrics as M
-from .agent_look import AgentLookAccumulator
-from .health import HealthAccumulator, assess
-from .models import generation_of, load_world_model, set_generation
 from .data.format import DatasetError, atomic_write_json, check_writable
+from .evaluation.clips import EvalData, prepare
+from .evaluation.common import Results
+from .evaluation.generation import GenerationScores
+from .evaluation.generation import generate as _generate
+from .evaluation.gma import CodeScores, GmaScores
+from .evaluation.networks import FeatureNets, load_networks
+from .evaluation.networks import load_i3d, load_inception, load_perceptual  # noqa: F401 - still importable from here
+from .evaluation.positions import KeypointScores, PositionScores
+from .health import HealthAccumulator, assess
+from .models import generation_of
 
 log = logging.getLogger(__name__)
 
@@ -126,186 +128,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# feature networks (loaded only from local files)
+# the evaluation (its parts: worldmodel.evaluation)
 # ----------------------------------------------------------------------------------------------------------------
-
-class _FeatureNet:
-    """A frozen feature network and how to call it. ``fn``: tensor in [0, 1] -> (N, D) features."""
-
-    def __init__(self, name: str, fn: Any) -> None:
-        self.name, self.fn = name, fn
-
-
-def load_inception(device: torch.device) -> tuple[_FeatureNet | None, str | None]:
-    """InceptionV3 pool features (2048-d) for FID, from local weights only.
-
-    Looks for, in order: ``$GLASSWORLD_INCEPTION_WEIGHTS`` (a torchvision ``inception_v3`` state dict), the
-    pytorch-fid weights ``pt_inception-2015-12-05-*.pth`` in the torch hub cache (used through the
-    ``pytorch_fid`` package, the standard FID network), torchvision's ``inception_v3_google-*.pth`` in the
-    cache. Returns (network, None) or (None, why not).
-    """
-    ckpt_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    env = os.environ.get("GLASSWORLD_INCEPTION_WEIGHTS")
-    fid_files = sorted(glob.glob(str(ckpt_dir / "pt_inception-2015-12-05-*.pth")))
-    tv_files = sorted(glob.glob(str(ckpt_dir / "inception_v3_google-*.pth")))
-    if fid_files and not env:
-        try:
-            from pytorch_fid.inception import InceptionV3  # the weights are in the cache: nothing is downloaded
-
-            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
-
-            def fid_fn(x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) in [0, 1] -> (N, 2048)
-                return net(x)[0].flatten(1)
-
-            return _FeatureNet(f"pytorch-fid InceptionV3 ({Path(fid_files[0]).name})", fid_fn), None
-        except ImportError:
-            log.info("pytorch-fid weights found but the pytorch_fid package is not installed")
-    path = env or (tv_files[0] if tv_files else None)
-    if path is None:
-        return None, (f"no Inception weights found locally (looked for $GLASSWORLD_INCEPTION_WEIGHTS, "
-                      f"{ckpt_dir}/pt_inception-2015-12-05-*.pth with pytorch-fid installed, "
-                      f"{ckpt_dir}/inception_v3_google-*.pth); FID needs them and nothing is downloaded")
-    if not Path(path).is_file():
-        return None, f"$GLASSWORLD_INCEPTION_WEIGHTS={path} is not a file"
-    from ._compat import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    from torchvision.models import inception_v3
-
-    try:
-        net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as e:  # noqa: BLE001 - any failure means "no FID", with the reason
-        return None, f"cannot load Inception weights {path}: {type(e).__name__}: {e}"
-    net.fc = torch.nn.Identity()
-    net = net.to(device).eval()
-
-    def tv_fn(x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) in [0, 1] -> (N, 2048)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        return net(x * 2 - 1)  # the Google weights expect [-1, 1] (what transform_input produces)
-
-    return _FeatureNet(f"torchvision inception_v3 ({Path(path).name}; not pytorch-fid's FID network)", tv_fn), None
-
-
-def load_i3d(device: torch.device) -> tuple[_FeatureNet | None, str | None]:
-    """I3D (Kinetics-400) logits for FVD from the TorchScript file in ``$GLASSWORLD_I3D_WEIGHTS``.
-
-    The file is the commonly used ``i3d_torchscript.pt`` port of the TF-Hub model, called as
-    ``net(x, rescale=False, resize=True, return_features=True)`` on (N, 3, T, H, W) videos in [-1, 1].
-    Returns (network, None) or (None, why not).
-    """
-    path = os.environ.get("GLASSWORLD_I3D_WEIGHTS")
-    if not path:
-        return None, ("no I3D weights: set $GLASSWORLD_I3D_WEIGHTS to a local TorchScript I3D "
-                      "(i3d_torchscript.pt); nothing is downloaded")
-    if not Path(path).is_file():
-        return None, f"$GLASSWORLD_I3D_WEIGHTS={path} is not a file"
-    try:
-        net = torch.jit.load(path, map_location=device).eval()
-    except Exception as e:  # noqa: BLE001
-        return None, f"cannot load I3D TorchScript {path}: {type(e).__name__}: {e}"
-
-    def fn(x: torch.Tensor) -> torch.Tensor:  # (N, T, 3, H, W) in [0, 1] -> (N, D)
-        v = (x * 2 - 1).permute(0, 2, 1, 3, 4).contiguous()  # (N, 3, T, H, W)
-        return net(v, rescale=False, resize=True, return_features=True).flatten(1)
-
-    return _FeatureNet(f"I3D TorchScript ({Path(path).name})", fn), None
-
-
-def load_perceptual(device: torch.device) -> tuple[Any | None, str | None, str | None]:
-    """LPIPS (VGG) via :class:`worldmodel.perceptual.Perceptual`: (module, backbone, None) or (None, None, why)."""
-    try:
-        from .perceptual import Perceptual
-    except ImportError as e:
-        return None, None, f"worldmodel.perceptual is not importable ({e})"
-    try:
-        net = Perceptual().to(device).eval()
-    except Exception as e:  # noqa: BLE001
-        return None, None, f"cannot build LPIPS: {type(e).__name__}: {e}"
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net, str(getattr(net, "backbone", "unknown")), None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# the evaluation
-# ----------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class _Acc:
-    """Per-clip and per-frame results gathered over batches (numpy, on the CPU)."""
-
-    iou: list[np.ndarray] = field(default_factory=list)
-    fg_err: list[np.ndarray] = field(default_factory=list)
-    fg_hit: list[np.ndarray] = field(default_factory=list)
-    bg_err: list[np.ndarray] = field(default_factory=list)
-    bg_hit: list[np.ndarray] = field(default_factory=list)
-    gt_local: list[np.ndarray] = field(default_factory=list)
-    codes: list[np.ndarray] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    lpips: list[np.ndarray] = field(default_factory=list)
-    psnr: list[np.ndarray] = field(default_factory=list)
-    ssim: list[np.ndarray] = field(default_factory=list)
-    copy: dict[str, list[np.ndarray]] = field(  # the same metrics for real frame 0 repeated (the frozen baseline)
-        default_factory=lambda: {"psnr": [], "ssim": [], "lpips": []})
-    pos_pred: list[np.ndarray] = field(default_factory=list)
-    pos_gt: list[np.ndarray] = field(default_factory=list)
-    fid_real: list[np.ndarray] = field(default_factory=list)
-    fid_fake: list[np.ndarray] = field(default_factory=list)
-    fvd_real: list[np.ndarray] = field(default_factory=list)
-    fvd_fake: list[np.ndarray] = field(default_factory=list)
-    kp_test: list[np.ndarray] = field(default_factory=list)  # (B, T, K, 3) detected keypoints of real frames
-    kp_test_pos: list[np.ndarray] = field(default_factory=list)  # (B, T, 2) their GT agent positions
-
-
-def _checkpoint_frame_skip(path: str | None) -> int:
-    """The frame skip a checkpoint was trained with: card, else run_config data.frame_skip, else model_config."""
-    if path is None:
-        return 0
-    from .checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path, map_location="cpu")
-    run = ckpt.get("run_config") or {}
-    for source in (ckpt.get("card") or {}, run.get("data") or {}, ckpt.get("model_config") or {}):
-        if isinstance(source, dict) and source.get("frame_skip") is not None:
-            return int(source["frame_skip"])
-    return 0
-
-
-def _generate(model: Any, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate from the first frame replaying the actions inferred on ``video`` (B, T, 3, H, W) in [0, 1].
-
-    Uses ``model.generate`` when the model has it, else the :class:`~worldmodel.api.WorldModel` interface
-    (``infer_actions``, ``start``, ``step``). Returns frames (B, T, 3, H, W) clamped to [0, 1] with frame 0 the
-    real one, and agent masks (B, T, 1, H, W) (frame 0's mask is zeros on the fallback path).
-    """
-    if hasattr(model, "generate"):
-        frames, masks = model.generate(video)
-        return frames.clamp(0, 1), masks
-    shifts, codes = model.infer_actions(video)  # (B, T-1, 2), (B, T-1)
-    state = model.start(video[:, 0])
-    frames, masks = [video[:, 0]], [torch.zeros_like(video[:, 0, :1])]
-    for t in range(video.shape[1] - 1):
-        frame, mask, state = model.step(state, shifts[:, t], codes[:, t])
-        frames.append(frame)
-        masks.append(mask)
-    return torch.stack(frames, 1).clamp(0, 1), torch.stack(masks, 1)  # (B, T, 3, H, W), (B, T, 1, H, W)
-
-
-def _quality(pred: torch.Tensor, real: torch.Tensor, perceptual: Any | None) -> dict[str, np.ndarray]:
-    """Per-frame PSNR, SSIM (frames of >= 11 px) and LPIPS (when ``perceptual``) of (N, 3, H, W) frames in [0, 1]."""
-    out = {"psnr": M.psnr(pred, real).cpu().numpy()}
-    if min(real.shape[-2:]) >= 11:
-        out["ssim"] = M.ssim(pred, real, data_range=1.0).cpu().numpy()
-    if perceptual is not None:
-        out["lpips"] = torch.cat([perceptual(pred[s] * 2 - 1, real[s] * 2 - 1).flatten()
-                                  for s in _chunks(len(pred), 64)]).cpu().numpy()
-    return out
-
-
-def _chunks(n: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
 
 def evaluate(cfg: EvalConfig, model: Any | None = None) -> dict[str, Any]:
     """Score a world model on ``cfg.split`` of ``cfg.data_path`` (protocol: module docstring).
@@ -334,235 +158,87 @@ def evaluate(cfg: EvalConfig, model: Any | None = None) -> dict[str, Any]:
 
 
 def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[str, Any]:
-    """The body of :func:`evaluate` (under no_grad, with a forked, seeded RNG)."""
-    from torch.utils.data import DataLoader, Subset
-
-    from .data.dataset import ClipConfig, ClipDataset
-    from .data.format import read_manifest
-
-    if model is None:
-        if cfg.checkpoint is None:
-            raise DatasetError("no checkpoint given: pass checkpoint=PATH (a file written by `glassworld train`)")
-        model = load_world_model(cfg.checkpoint, device)
-        try:
-            set_generation(model, cfg.generation)
-        except ValueError as e:
-            raise DatasetError(f"eval.generation: {e}") from None
-        frame_skip = cfg.frame_skip if cfg.frame_skip is not None else _checkpoint_frame_skip(cfg.checkpoint)
-    else:
-        device = getattr(model, "device", device)
-        model_skip = getattr(getattr(model, "cfg", None), "frame_skip", 0)  # e.g. GlassConfig.frame_skip
-        frame_skip = cfg.frame_skip if cfg.frame_skip is not None else int(model_skip or 0)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-
-    manifest = read_manifest(Path(cfg.data_path))
-    h, w = int(manifest["height"]), int(manifest["width"])
-    if (int(model.height), int(model.width)) != (h, w):
-        raise DatasetError(
-            f"the model works on {model.height}x{model.width} frames but {cfg.data_path} holds {h}x{w}; evaluate "
-            f"on a dataset made at {model.height}x{model.width} (glassworld data ... --size "
-            f"{model.height}x{model.width})")
-    ds = ClipDataset(cfg.data_path, cfg.split,
-                     ClipConfig(clip_len=cfg.clip_len, frame_skip=frame_skip, stride=1, ground_truth=True))
-    gt_keys = set(manifest.get("ground_truth", []))
-    rng = np.random.default_rng(cfg.seed)
-    chosen = np.sort(rng.permutation(len(ds))[: cfg.clips])
-    loader = DataLoader(Subset(ds, chosen.tolist()), batch_size=cfg.batch_size, shuffle=False,
-                        num_workers=cfg.workers)
-    reasons: dict[str, str] = {}
-    if len(chosen) < cfg.clips:
-        log.warning("split %s has only %d windows of %d frames; evaluating all of them", cfg.split,
-                    len(chosen), cfg.clip_len)
-
-    # what can be computed at all
-    has = {name: callable(getattr(model, name, None)) for name in ("segment", "estimate_shifts", "infer_actions")}
-    perceptual, backbone, why = load_perceptual(device) if cfg.lpips else (None, None, "disabled (eval.lpips=false)")
-    if why:
-        reasons["lpips"] = why
-    inception, why = load_inception(device) if cfg.fid else (None, "disabled (eval.fid=false)")
-    if why:
-        reasons["fid"] = why
-    i3d, why = load_i3d(device) if cfg.fvd else (None, "disabled (eval.fvd=false)")
-    if why:
-        reasons["fvd"] = why
-    scale = max(h, w) / M.POSITION_SCALE_PX
-    min_area_px = cfg.min_mask_area * scale * scale
-
-    acc = _Acc()
-    health = HealthAccumulator(h, w)
-    look = AgentLookAccumulator(h, w, cfg.horizons, cfg.mask_threshold, cfg.min_mask_area)
+    """The body of :func:`evaluate` (under no_grad, with a forked, seeded RNG): the model and its clips, the
+    feature networks, every batch scored by every metric family, then the result."""
+    data = prepare(cfg, model, device)
+    reasons: dict[str, str] = {}  # metric -> why it is null, shared by the families
+    nets = load_networks(cfg, data.device, reasons)
+    families = _Families.start(cfg, data, nets, reasons)
     n_done = 0
-    for batch in loader:
-        video = batch["frames"].to(device).float() / 255.0  # (B, T, 3, H, W) in [0, 1]
-        b, t = video.shape[:2]
-        # --- GMA on real frames
-        if has["segment"]:
-            pred = model.segment(video)  # (B, T, 1, H, W)
-            health.add_real_masks(pred)
-            if "mask" in batch:
-                acc.iou.append(M.soft_iou(pred, batch["mask"].to(device)).cpu().numpy().ravel())
-        if "shift" in batch:
-            health.add_motion(batch["shift"][:, 1:], ground_truth=True)
-        if has["estimate_shifts"] and ("shift" in batch or "bg_shift" in batch or not health.motion_is_gt):
-            fg, bg = model.estimate_shifts(video)  # (B, T-1, 2) each
-            health.add_motion(fg, ground_truth=False)
-            for key, est, errs, hits in (("shift", fg, acc.fg_err, acc.fg_hit), ("bg_shift", bg, acc.bg_err,
-                                                                                  acc.bg_hit)):
-                if key in batch:
-                    gt = batch[key][:, 1:].numpy()  # (B, T-1, 2): transitions into frames 1..T-1
-                    errs.append(M.shift_error(est, gt).ravel())
-                    hit, valid = M.angle_correct(est, gt)
-                    hits.append(np.where(valid, hit.astype(np.float64), np.nan).ravel())
-        # --- action codes
-        if has["infer_actions"]:
-            _, codes = model.infer_actions(video)  # (B, T-1)
-            health.add_codes(codes)
-            if "local" in batch:
-                acc.gt_local.append(batch["local"][:, 1:].numpy())
-                acc.codes.append(codes.cpu().numpy())
-                acc.ids.extend(ds.identity(int(v)) for v in batch["video"])
-        # --- generation from the first frame
-        gen, gen_mask = _generate(model, video)  # (B, T, 3, H, W), (B, T, 1, H, W)
-        real1 = video[:, 1:].reshape(b * (t - 1), *video.shape[2:])  # (B*(T-1), 3, H, W), frame 0 excluded
-        gen1 = gen[:, 1:].reshape(b * (t - 1), *video.shape[2:])
-        copy1 = video[:, :1].expand(-1, t - 1, -1, -1, -1).reshape(b * (t - 1), *video.shape[2:])  # frame 0 again
-        for key, values in _quality(gen1, real1, perceptual).items():
-            getattr(acc, key).append(values)
-        for key, values in _quality(copy1, real1, perceptual).items():
-            acc.copy[key].append(values)
-        health.add_generation(video, gen)
-        if inception is not None:
-            for s in _chunks(len(gen1), 32):
-                acc.fid_real.append(inception.fn(real1[s]).cpu().numpy())
-                acc.fid_fake.append(inception.fn(gen1[s]).cpu().numpy())
-        if i3d is not None and "fvd" not in reasons:
-            try:
-                acc.fvd_real.append(i3d.fn(video).cpu().numpy())
-                acc.fvd_fake.append(i3d.fn(gen).cpu().numpy())
-            except Exception as e:  # noqa: BLE001 - e.g. clips too short for the I3D's temporal pooling
-                reasons["fvd"] = f"I3D failed on {t}-frame clips: {type(e).__name__}: {e}"
-        # --- agent positions in generated frames
-        gt_pos = None
-        if "pos" in batch:
-            gt_pos = batch["pos"].numpy()  # (B, T, 2)
-        elif "mask" in batch:
-            gt_pos = M.mask_centroid(batch["mask"], 0.5, 1.0).squeeze(2).numpy()  # (B, T, 2)
-        if gt_pos is not None:
-            if cfg.pos_source == "segment" and has["segment"]:
-                gen_mask = model.segment(gen)
-            acc.pos_pred.append(M.mask_centroid(gen_mask, cfg.mask_threshold, min_area_px, cfg.max_mask_frac * h * w)
-                                .squeeze(2).cpu().numpy())  # (B, T, 2)
-            look.add(video, gen, gen_mask, torch.as_tensor(gt_pos), batch.get("mask"))
-            acc.pos_gt.append(gt_pos)
-        if "pos" in batch and callable(getattr(model, "detect_keypoints", None)):
-            acc.kp_test.append(model.detect_keypoints(video).cpu().double().numpy())  # (B, T, K, 3)
-            acc.kp_test_pos.append(batch["pos"].double().numpy())  # (B, T, 2)
-        n_done += b
-        log.info("evaluated %d/%d clips", n_done, len(chosen))
+    for batch in data.loader:
+        n_done += families.add(batch)
+        log.info("evaluated %d/%d clips", n_done, len(data.chosen))
+    res, pos_notes = families.aggregate(cfg, reasons)
+    return {
+        "split": cfg.split, "clips": len(data.chosen),
+        "checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None,
+        "dataset": str(cfg.data_path),
+        **res,
+        "reasons": {k: reasons[k] for k in sorted(reasons)},
+        "notes": _notes(cfg, data, nets, families.positions.min_area_px, pos_notes),
+    }
 
-    # ------------------------------------------------------------------ aggregate
-    res: dict[str, Any] = {k: None for k in METRIC_KEYS}
 
-    def put(key: str, value: float | None, why: str) -> None:
-        if value is None or not math.isfinite(value):
-            res[key] = None
-            reasons.setdefault(key, why)
-        else:
-            res[key] = float(value)
+@dataclass
+class _Families:
+    """The metric families of one evaluation (each an accumulator of :mod:`worldmodel.evaluation`) and the health
+    evidence they feed, given the same batches in turn."""
 
-    def cat(xs: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate([x.ravel() for x in xs]) if xs else np.zeros(0)
+    data: EvalData
+    health: HealthAccumulator
+    gma: GmaScores  # miou, fg/bg shift_err and angle_acc
+    codes: CodeScores  # nmi_g, nmi_s, con
+    generation: GenerationScores  # psnr, ssim, lpips (+ copy_frame0), fid, fvd
+    positions: PositionScores  # pos_err, mdr, agent_sharpness, agent_psnr_aligned
+    keypoints: KeypointScores  # kp_track_err, kp_track_last_pos_err
 
-    no_method = "the model has no {}()"
-    # segmentation
-    if "mask" not in gt_keys:
-        reasons["miou"] = f"the dataset has no GT masks ('mask' not in its ground truth {sorted(gt_keys)})"
-    elif not has["segment"]:
-        reasons["miou"] = no_method.format("segment")
-    put("miou", M.nanmean(cat(acc.iou)) if acc.iou else None, "no frame was scored")
-    # shifts
-    for prefix, key, errs, hits in (("fg", "shift", acc.fg_err, acc.fg_hit), ("bg", "bg_shift", acc.bg_err,
-                                                                                  acc.bg_hit)):
-        if key not in gt_keys:
-            why = f"the dataset has no GT '{key}'"
-        elif not has["estimate_shifts"]:
-            why = no_method.format("estimate_shifts")
-        else:
-            why = "no transition was scored"
-        put(f"{prefix}_shift_err", M.nanmean(cat(errs)) if errs else None, why)
-        put(f"{prefix}_angle_acc", M.nanmean(cat(hits)) if hits else None,
-            why if not hits else f"every GT '{key}' is zero, so no direction can be scored")
-    # codes
-    if acc.codes:
-        gl, cd = cat(acc.gt_local).astype(np.int64), cat(acc.codes).astype(np.int64)
-        ids = np.repeat(np.asarray(acc.ids, dtype=object), cfg.clip_len - 1)
-        keep = gl >= 0
-        why = "every GT local label is -1 (none)"
-        if keep.any():
-            nmi_g = M.nmi(gl[keep], cd[keep])
-            nmi_s = M.nmi_by_identity(gl[keep], cd[keep], ids[keep])
-            put("nmi_g", nmi_g, why)
-            put("nmi_s", nmi_s, why)
-            put("con", M.consistency(nmi_s, nmi_g), why)
-        else:
-            for k in ("nmi_g", "nmi_s", "con"):
-                put(k, None, why)
-    else:
-        why = ("the dataset has no GT local action labels ('local')" if "local" not in gt_keys
-               else no_method.format("infer_actions"))
-        for k in ("nmi_g", "nmi_s", "con"):
-            put(k, None, why)
-    # image quality
-    put("psnr", M.nanmean(cat(acc.psnr)), "no generated frame")
-    put("ssim", M.nanmean(cat(acc.ssim)) if acc.ssim else None,
-        f"frames of {h}x{w} are smaller than SSIM's 11-px window")
-    put("lpips", M.nanmean(cat(acc.lpips)) if acc.lpips else None, "LPIPS was not computed")
-    res["lpips_backbone"] = backbone if res["lpips"] is not None else None
-    if res["lpips_backbone"] is None:
-        reasons.setdefault("lpips_backbone", reasons.get("lpips", "LPIPS was not computed"))
-    # positions
-    pos_notes: dict[str, Any] = {}
-    if acc.pos_gt:
-        pred, gt = np.concatenate(acc.pos_pred), np.concatenate(acc.pos_gt)  # (N, T, 2)
-        dist = M.position_distances(pred, gt, h, w)  # (N, T), 64-px scale
-        # windows where the GT agent teleports (a new point, a change of ends, a respawn) are left out of pos_err
-        # and mdr: no action-conditioned model can predict a move its actions did not cause
-        jump = M.spans_jump(gt, _jump_threshold(Path(cfg.data_path), cfg.split, frame_skip, gt_keys, gt))
-        if jump.all():
-            jump[:] = False
-        pos_notes = {"pos_windows": int((~jump).sum()), "pos_windows_with_jump": int(jump.sum()),
-                     "pos_err_all_windows": M.errors_at_horizons(dist, cfg.horizons)}
-        pred, gt, dist = pred[~jump], gt[~jump], dist[~jump]
-        res["pos_err"] = M.errors_at_horizons(dist, cfg.horizons)
-        for hz, v in res["pos_err"].items():
-            if v is None:
-                reasons[f"pos_err.{hz}"] = (
-                    f"clips of {cfg.clip_len} frames have no frame {hz}; use eval.clip_len >= {int(hz) + 1}"
-                    if int(hz) >= cfg.clip_len else f"no generated frame {hz} has both an agent and a GT position")
-        put("mdr", M.miss_rate(pred[:, 1:], gt[:, 1:]), "no GT agent position is known in frames 1..T-1")
-    else:
-        why = "the dataset has neither GT positions ('pos') nor GT masks to locate the agent"
-        put("mdr", None, why)
-        reasons["pos_err"] = why
-    _keypoint_tracking(cfg, model, frame_skip, acc, gt_keys, put, reasons)
-    # Frechet distances
-    if acc.fid_real:
-        try:
-            put("fid", M.frechet_distance_from_features(np.concatenate(acc.fid_real), np.concatenate(acc.fid_fake)),
-                "FID is not finite")
-        except ValueError as e:
-            put("fid", None, f"FID failed: {e}")
-    if acc.fvd_real and "fvd" not in reasons:
-        try:
-            put("fvd", M.frechet_distance_from_features(np.concatenate(acc.fvd_real), np.concatenate(acc.fvd_fake)),
-                "FVD is not finite")
-        except ValueError as e:
-            put("fvd", None, f"FVD needs >= 2 clips: {e}")
+    @classmethod
+    def start(cls, cfg: EvalConfig, data: EvalData, nets: FeatureNets, reasons: dict[str, str]) -> _Families:
+        """Empty accumulators for ``data``'s model and frames."""
+        model, h, w = data.model, data.height, data.width
+        health = HealthAccumulator(h, w)
+        return cls(data, health, GmaScores(model, data.device, health), CodeScores(model, health, data.dataset),
+                   GenerationScores(nets, reasons), PositionScores(cfg, model, h, w), KeypointScores(cfg, model))
 
+    def add(self, batch: dict[str, torch.Tensor]) -> int:
+        """Score one batch of the loader (uint8 ``frames`` (B, T, 3, H, W) and ground truth); returns B."""
+        video = batch["frames"].to(self.data.device).float() / 255.0  # (B, T, 3, H, W) in [0, 1]
+        self.gma.add(batch, video)
+        self.codes.add(batch, video)
+        gen, gen_mask = _generate(self.data.model, video)  # (B, T, 3, H, W), (B, T, 1, H, W)
+        self.generation.add(video, gen)
+        self.health.add_generation(video, gen)
+        self.positions.add(batch, video, gen, gen_mask)
+        self.keypoints.add(batch, video)
+        return video.shape[0]
+
+    def aggregate(self, cfg: EvalConfig, reasons: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the metrics: :data:`METRIC_KEYS` then ``copy_frame0``, the agent-look keys and ``health``; the notes on
+        the position windows), null metrics' reasons added to ``reasons``."""
+        data = self.data
+        out = Results(METRIC_KEYS, reasons)
+        self.gma.aggregate(out, data.gt_keys)
+        self.codes.aggregate(out, data.gt_keys, cfg.clip_len)
+        self.generation.aggregate(out, data.height, data.width)
+        pos_notes = self.positions.aggregate(out, data.frame_skip, data.gt_keys)
+        self.keypoints.aggregate(out, data.frame_skip, data.gt_keys)
+        res = out.values
+        res["copy_frame0"] = self.generation.copy_frame0()
+        res.update(self.positions.agent_look(reasons))  # agent_sharpness, agent_psnr_aligned (+ _copy)
+        grid = getattr(data.model, "shift_grid", None)
+        step = None if grid is None else tuple(float(v) for v in grid.abs().amax(0).tolist())  # (dx, dy) px
+        res["health"] = assess(self.health.evidence(step, getattr(data.model, "num_codes", None)))
+        return res, pos_notes
+
+
+def _notes(cfg: EvalConfig, data: EvalData, nets: FeatureNets, min_area_px: float,
+           pos_notes: dict[str, Any]) -> dict[str, Any]:
+    """The protocol details stored with the result (``notes``): settings, what each metric measures, the feature
+    networks used, and ``pos_notes`` (the windows left out of pos_err)."""
+    h, w = data.height, data.width
     notes = {
-        "clip_len": cfg.clip_len, "frame_skip": frame_skip, "seed": cfg.seed, "device": str(device),
-        "windows_in_split": len(ds),
+        "clip_len": cfg.clip_len, "frame_skip": data.frame_skip, "seed": cfg.seed, "device": str(data.device),
+        "windows_in_split": len(data.dataset),
         "frames": "frame 0 of every generated clip is the real first frame; it is excluded from lpips, psnr, "
                   "ssim, fid, pos_err and mdr; fvd scores whole clips",
         "generation": "from the first frame, autoregressive, eval mode, replaying actions inferred on the real "
@@ -577,93 +253,17 @@ def _evaluate(cfg: EvalConfig, model: Any | None, device: torch.device) -> dict[
                       "box, else 12x8 px at 64 px; *_copy: frame 0 repeated, its crop on frame 0's real agent",
         "copy_frame0": "lpips, psnr and ssim of the real frame 0 repeated, on the same frames; its per-frame psnr is "
                        "100 dB wherever nothing moved, so health.beats_copy compares the PSNR of the pooled MSE",
-        "model_generation": generation_of(model),
+        "model_generation": generation_of(data.model),
         "jumps": f"pos_err and mdr leave out windows whose GT agent moves more than {M.JUMP_FACTOR:g} x the 95th "
                  "percentile of its moves in one step (a teleport: new point, change of ends, respawn); "
                  "pos_err_all_windows keeps them",
         **pos_notes,
     }
-    if inception is not None:
-        notes["fid_network"] = inception.name
-    if i3d is not None:
-        notes["fvd_network"] = i3d.name
-    grid = getattr(model, "shift_grid", None)
-    step = None if grid is None else tuple(float(v) for v in grid.abs().amax(0).tolist())  # (dx, dy) px
-    res["copy_frame0"] = {k: (M.nanmean(cat(v)) if v else None) for k, v in acc.copy.items()}
-    res.update(look.result())  # agent_sharpness, agent_psnr_aligned (+ _copy): {horizon: value | None}
-    if not acc.pos_gt:
-        reasons["agent_look"] = "the dataset has neither GT positions nor GT masks to find the real agent"
-    res["health"] = assess(health.evidence(step, getattr(model, "num_codes", None)))
-    return {
-        "split": cfg.split, "clips": len(chosen),
-        "checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None,
-        "dataset": str(cfg.data_path),
-        **res,
-        "reasons": {k: reasons[k] for k in sorted(reasons)},
-        "notes": notes,
-    }
-
-
-def _jump_threshold(root: Path, split: str, frame_skip: int, gt_keys: set[str], windows: np.ndarray) -> float:
-    """The GT move that counts as a teleport (:func:`worldmodel.metrics.jump_threshold`) at the window stride.
-
-    From the split's whole ``pos`` tracks when the dataset has them (overlapping windows would count one
-    teleport many times), else from the evaluated windows' positions (N, T, 2).
-    """
-    if "pos" not in gt_keys:
-        return M.jump_threshold(windows)
-    from .data.format import load_video, read_manifest
-
-    stride = frame_skip + 1
-    gap = np.full((1, 2), np.nan)
-    tracks = []
-    for name in read_manifest(root)["splits"].get(split) or []:
-        pos = load_video(root, name, ("pos",))["pos"].astype(np.float64)
-        tracks += [np.concatenate([pos[o::stride], gap]) for o in range(min(stride, len(pos)))]
-    return M.jump_threshold(np.concatenate(tracks)) if tracks else M.jump_threshold(windows)
-
-
-def _keypoint_tracking(cfg: EvalConfig, model: Any, frame_skip: int, acc: Any, gt_keys: set[str],
-                       put: Any, reasons: dict[str, str]) -> None:
-    """``kp_track_err`` (Struct-VRNN's tracking probe, :mod:`worldmodel.keypoint.track`): a ridge regression from
-    the detected keypoints of a real frame to the GT agent position, fitted on ``cfg.track_train_clips`` windows
-    of the train split and scored on the evaluated clips' real frames, in frame px. ``kp_track_last_pos_err``
-    is the baseline the issue compares with: predicting each frame's position by the previous frame's GT one."""
-    from .data.dataset import ClipConfig, ClipDataset
-    from .keypoint.track import kp_track_err
-
-    if not callable(getattr(model, "detect_keypoints", None)):
-        why = "the model has no keypoints (detect_keypoints); kp_track_err is for keypoint models"
-    elif "pos" not in gt_keys:
-        why = f"the dataset has no GT agent positions ('pos' not in its ground truth {sorted(gt_keys)})"
-    else:
-        why = ""
-    if why:
-        for k in ("kp_track_err", "kp_track_last_pos_err"):
-            put(k, None, why)
-        return
-    test_kp, test_pos = np.concatenate(acc.kp_test), np.concatenate(acc.kp_test_pos)  # (N, T, K, 3), (N, T, 2)
-    last = np.linalg.norm(test_pos[:, 1:] - test_pos[:, :-1], axis=-1)  # (N, T-1) px
-    put("kp_track_last_pos_err", M.nanmean(last.ravel()), "no two consecutive frames have a GT position")
-    try:
-        train = ClipDataset(cfg.data_path, "train",
-                            ClipConfig(clip_len=cfg.clip_len, frame_skip=frame_skip, stride=1, ground_truth=True))
-    except DatasetError as e:
-        put("kp_track_err", None, f"no train split to fit the keypoint -> position regression: {e}")
-        return
-    pick = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(train))[: cfg.track_train_clips])
-    kps, poss = [], []
-    for s in _chunks(len(pick), cfg.batch_size):
-        items = [train[int(i)] for i in pick[s]]
-        video = torch.stack([it["frames"] for it in items]).to(model.device).float() / 255.0
-        kps.append(model.detect_keypoints(video).cpu().double().numpy())
-        poss.append(torch.stack([it["pos"] for it in items]).double().numpy())
-    try:
-        err = kp_track_err(np.concatenate(kps), np.concatenate(poss), test_kp, test_pos)
-    except ValueError as e:
-        put("kp_track_err", None, str(e))
-        return
-    put("kp_track_err", err, "no evaluated frame has a GT position")
+    if nets.inception is not None:
+        notes["fid_network"] = nets.inception.name
+    if nets.i3d is not None:
+        notes["fvd_network"] = nets.i3d.name
+    return notes
 
 
 # ----------------------------------------------------------------------------------------------------------------
