@@ -33,6 +33,7 @@ def test_world_end_to_end_then_resume(tmp_path, capsys):
     # an untrained tiny model does not find its agent: the command says so rather than shipping it as healthy
     assert ("UNHEALTHY" in printed) == (not card["health"]["healthy"])
     steps = load_checkpoint(out / "run" / "checkpoint.pt")["step"]
+    assert json.loads((out / "run" / "metrics.json").read_text())["stopped_by"] == "time_budget"
 
     # the same command again resumes the run (same settings file, the budget already spent: no new steps)
     assert main(args) == 0, capsys.readouterr().err

@@ -708,14 +708,17 @@ class _Trainer:
         t, p, model = self.cfg.train, self.progress, self.model
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=t.steps, initial=min(p.step, t.steps), disable=not (self.is_main and t.progress),
+        budget_s = None if t.time_budget_min is None else 60.0 * t.time_budget_min
+        # with a time budget the bar counts seconds of training (its ETA is the time left), else steps
+        bar = tqdm(total=t.steps if budget_s is None else round(budget_s),
+                   initial=min(p.step, t.steps) if budget_s is None else min(round(p.wall_time), round(budget_s)),
+                   unit="it" if budget_s is None else "s", disable=not (self.is_main and t.progress),
                    desc="train", dynamic_ncols=True, file=sys.stderr)
         self._session_start, self._wall_base, start_step = time.perf_counter(), p.wall_time, p.step
         log_t0, log_step = self._session_start, p.step
         sums: dict[str, float] = {}
         last: dict[str, float] = {}
         stopped: str | None = None
-        budget_s = None if t.time_budget_min is None else 60.0 * t.time_budget_min
         out_of_time = False
         batches = self._batches(loader, sampler, per_rank)
         model.train()
@@ -739,10 +742,10 @@ class _Trainer:
                     for k, v in last.items():
                         sums[k] = sums.get(k, 0.0) + v
                     self._count_codes(aux)
-                    bar.update(1)
                     spent = self._wall_base + (time.perf_counter() - self._session_start)
-                    left = {} if budget_s is None else {"left": f"{max(budget_s - spent, 0) / 60:.1f}min"}
-                    bar.set_postfix(loss=f"{last['total']:.4f}", **left, refresh=False)
+                    bar.update(1 if budget_s is None else max(0, min(round(spent), bar.total) - bar.n))
+                    bar.set_postfix(loss=f"{last['total']:.4f}", **({} if budget_s is None else {"step": p.step}),
+                                    refresh=False)
                     out_of_time = budget_s is not None and spent >= budget_s
 
                     if p.step % t.log_every == 0 or p.step == t.steps or stop_all or out_of_time:
