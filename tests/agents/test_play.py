@@ -457,8 +457,14 @@ def test_tab_without_a_real_game_says_so():
         env.close()
 
 
-def test_tab_with_the_real_atari_game():
+def test_tab_with_the_real_atari_game(monkeypatch):
     """A model whose card says Tennis gets the real ALE game side by side, stepped with mapped joystick actions."""
+    from envs.real import RealCore
+
+    sent: list[int] = []  # the joystick ids that reach the emulator, one per real step
+    act = RealCore._act
+    monkeypatch.setattr(RealCore, "_act", lambda self, i, joystick: (sent.append(int(joystick)),
+                                                                        act(self, i, joystick))[1])
     card = {"generator": {"command": "atari", "game": "Tennis", "frame_skip": 4}, "frame_skip": 0}
     env = square_env(10, 20, task="reach", metadata=card)
     try:
@@ -469,6 +475,9 @@ def test_tab_with_the_real_atari_game():
             assert viewer.real is not None and "Tennis (real, " in viewer.real.name
             amap = viewer.real.env.core.action_map  # (n_shifts, K) ALE joystick ids, learned or name-based
             assert amap.shape == (9, 4)
+            # every (shift, code) the dream got reached ALE as the map's joystick id: right and left differ
+            expected = [int(amap[s, c]) for s, c in res.actions]
+            assert sent[-6:] == expected[-6:] and sent[-6] != sent[-1], (sent, expected)
             assert viewer.real.frame.shape == env.render().shape
             assert viewer.real.frame.std() > 0
             assert res.steps == 7 and len(res.frame_rects) == 2
