@@ -459,6 +459,25 @@ def _have_moviepy() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
+@dataclass
+class _LogWindow:
+    """Loss sums since the last scalar log: :meth:`close` returns their means and the steps/s, and starts anew."""
+
+    t0: float
+    step: int
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def add(self, terms: dict[str, float]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def close(self, step: int) -> tuple[dict[str, float], float]:
+        now, n = time.perf_counter(), step - self.step
+        out = ({k: v / n for k, v in self.sums.items()}, n / max(now - self.t0, 1e-9))
+        self.t0, self.step, self.sums = now, step, {}
+        return out
+
+
 class _Stop:
     """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
 
@@ -706,17 +725,10 @@ class _Trainer:
 
     def _loop(self, wrapped: nn.Module, loader: Any, sampler: ResumableSampler, per_rank: int) -> dict[str, Any]:
         t, p, model = self.cfg.train, self.progress, self.model
-        from tqdm.auto import tqdm
-
         budget_s = None if t.time_budget_min is None else 60.0 * t.time_budget_min
-        # with a time budget the bar counts seconds of training (its ETA is the time left), else steps
-        bar = tqdm(total=t.steps if budget_s is None else round(budget_s),
-                   initial=min(p.step, t.steps) if budget_s is None else min(round(p.wall_time), round(budget_s)),
-                   unit="it" if budget_s is None else "s", disable=not (self.is_main and t.progress),
-                   desc="train", dynamic_ncols=True, file=sys.stderr)
+        bar = self._progress_bar(budget_s)
         self._session_start, self._wall_base, start_step = time.perf_counter(), p.wall_time, p.step
-        log_t0, log_step = self._session_start, p.step
-        sums: dict[str, float] = {}
+        window = _LogWindow(self._session_start, p.step)
         last: dict[str, float] = {}
         stopped: str | None = None
         out_of_time = False
@@ -739,8 +751,7 @@ class _Trainer:
                     p.step += 1
 
                     last, stop_all = self._reduce_terms(total, terms, stop.signal is not None)
-                    for k, v in last.items():
-                        sums[k] = sums.get(k, 0.0) + v
+                    window.add(last)
                     self._count_codes(aux)
                     spent = self._wall_base + (time.perf_counter() - self._session_start)
                     bar.update(1 if budget_s is None else max(0, min(round(spent), bar.total) - bar.n))
@@ -748,20 +759,7 @@ class _Trainer:
                                     refresh=False)
                     out_of_time = budget_s is not None and spent >= budget_s
 
-                    if p.step % t.log_every == 0 or p.step == t.steps or stop_all or out_of_time:
-                        if "mask" in aux:  # the health checks' agent_found, as it goes (warns on a collapse)
-                            found = self.mask_watch.update(aux["mask"], p.step)
-                            if self.writer is not None:
-                                self.writer.add_scalar("health/agent_found", found, p.step)
-                        now = time.perf_counter()
-                        n = p.step - log_step
-                        self._log_scalars({k: v / n for k, v in sums.items()}, n / max(now - log_t0, 1e-9),
-                                          frames.shape[0] * self.world * frames.shape[1])
-                        sums, log_t0, log_step = {}, now, p.step
-                    if t.dead_code_window and p.step % t.dead_code_window == 0:
-                        self._reset_dead_codes(step)
-                    if t.image_every and p.step % t.image_every == 0 and self.is_main:
-                        self._log_images(frames, aux)
+                    self._after_step(step, frames, aux, window, force_log=stop_all or out_of_time)
                     if stop_all:
                         stopped = signal.Signals(stop.signal).name if stop.signal else "signal on another rank"
                         break
@@ -778,6 +776,39 @@ class _Trainer:
             finally:
                 bar.close()
                 batches.close()
+        return self._finish(start_step, last, stopped, out_of_time)
+
+    def _progress_bar(self, budget_s: float | None) -> Any:
+        """tqdm over steps, or with a time budget over seconds of training (its ETA is then the time left)."""
+        from tqdm.auto import tqdm
+
+        t, p = self.cfg.train, self.progress
+        return tqdm(total=t.steps if budget_s is None else round(budget_s),
+                    initial=min(p.step, t.steps) if budget_s is None else min(round(p.wall_time), round(budget_s)),
+                    unit="it" if budget_s is None else "s", disable=not (self.is_main and t.progress),
+                    desc="train", dynamic_ncols=True, file=sys.stderr)
+
+    def _after_step(self, step: int, frames: torch.Tensor, aux: dict[str, torch.Tensor], window: _LogWindow,
+                    force_log: bool) -> None:
+        """The periodic work after optimisation step ``step``: scalar logs and the mask health watch (every
+        ``log_every`` steps, at the end and when stopping), dead-code resets and image logs."""
+        t, p = self.cfg.train, self.progress
+        if p.step % t.log_every == 0 or p.step == t.steps or force_log:
+            if "mask" in aux:  # the health checks' agent_found, as it goes (warns on a collapse)
+                found = self.mask_watch.update(aux["mask"], p.step)
+                if self.writer is not None:
+                    self.writer.add_scalar("health/agent_found", found, p.step)
+            means, sps = window.close(p.step)
+            self._log_scalars(means, sps, frames.shape[0] * self.world * frames.shape[1])
+        if t.dead_code_window and p.step % t.dead_code_window == 0:
+            self._reset_dead_codes(step)
+        if t.image_every and p.step % t.image_every == 0 and self.is_main:
+            self._log_images(frames, aux)
+
+    def _finish(self, start_step: int, last: dict[str, float], stopped: str | None,
+                out_of_time: bool) -> dict[str, Any]:
+        """The run's metrics (written to run_dir/metrics.json by the main process, which also closes the log)."""
+        p = self.progress
         session = time.perf_counter() - self._session_start
         steps_run = p.step - start_step
         sps = steps_run / session if steps_run and session > 0 else None
