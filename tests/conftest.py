@@ -84,9 +84,12 @@ def world_checkpoint(request, tmp_path_factory) -> Path:
     return save_tiny_glass_checkpoint(tmp_path_factory.mktemp(request.param) / "tiny.pt", model=request.param)
 
 
-def unwritable_dir(tmp_path: Path) -> Path:
-    """A folder nothing can be written into: read-only for a normal user; root ignores permission bits, so
-    there it is a path under a regular file (both fail with an OSError at mkdir or at the first write)."""
+@pytest.fixture
+def unwritable_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder nothing can be written into (outside the test's tmp_path): read-only for a normal user; root
+    ignores permission bits, so there it is a path under a regular file (both fail with an OSError at mkdir or at
+    the first write)."""
+    tmp_path = tmp_path_factory.mktemp("unwritable")
     ro = tmp_path / "read-only"
     ro.mkdir()
     ro.chmod(0o555)

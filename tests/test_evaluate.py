@@ -14,7 +14,6 @@ from torch import nn
 
 from worldmodel.data.format import DatasetError, DatasetWriter
 from worldmodel.evaluate import METRIC_KEYS, EvalConfig, cli_main, evaluate
-from conftest import unwritable_dir
 
 H = W = 32
 SIZE = 4  # side of the square agent
@@ -333,13 +332,13 @@ def test_cli_reports_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_cli_checks_out_before_evaluating_and_prints_the_table_before_writing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        unwritable_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import worldmodel.evaluate as E
 
     calls = []
     result = {"split": "test", "clips": 3, "checkpoint": "c.pt", "dataset": "d", "reasons": {}, "miou": 0.625}
     monkeypatch.setattr(E, "evaluate", lambda cfg: calls.append(cfg) or result)
-    out = unwritable_dir(tmp_path) / "eval.json"
+    out = unwritable_dir / "eval.json"
     assert cli_main(["checkpoint=c.pt", f"data.path={tmp_path}", f"out={out}"]) == 2
     err = capsys.readouterr().err
     assert f"out= {out} is not writable" in err and not calls, "evaluated before checking out="

@@ -25,7 +25,6 @@ from worldmodel.data.format import DatasetError, DatasetWriter
 from worldmodel.envinfo import SHIFT_NAMES, estimate_shift_grid, shift_grid, start_frame_bank, typical_magnitude
 from worldmodel.models import load_world_model
 from worldmodel.train import cli_main, compose_run_config, model_from_checkpoint, train
-from conftest import unwritable_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -467,12 +466,13 @@ def test_a_save_that_fails_after_an_error_leaves_the_last_checkpoint_intact(data
     assert any("saving a checkpoint failed too" in r.getMessage() for r in caplog.records)
 
 
-def test_unwritable_run_dir_is_one_error_before_any_work(data, tmp_path, capsys, monkeypatch):
+def test_unwritable_run_dir_is_one_error_before_any_work(unwritable_dir, data, tmp_path, capsys,
+                                                         monkeypatch):
     from worldmodel import train as T
 
     built = []
     monkeypatch.setattr(T._Trainer, "_build_model", lambda self, ckpt: built.append(1))
-    run_dir = unwritable_dir(tmp_path) / "run"
+    run_dir = unwritable_dir / "run"
     assert cli_main(overrides(data, run_dir, "train.steps=1")) == 2
     err = capsys.readouterr().err
     assert f"run_dir {run_dir} is not writable" in err and "Traceback" not in err

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from worldmodel.data.dataset import ClipConfig, ClipDataset, make_loader
-from conftest import unwritable_dir
 from worldmodel.data.format import (
     FORMAT_VERSION,
     DatasetError,
@@ -390,7 +389,7 @@ def test_full_check_finds_corruption_the_header_check_cannot_see(tmp_path: Path)
 # ----------------------------------------------------------------------------------------------- outputs
 
 
-def test_check_writable(tmp_path: Path) -> None:
+def test_check_writable(unwritable_dir: Path, tmp_path: Path) -> None:
     from worldmodel.data.format import check_writable
 
     new = tmp_path / "a" / "b"
@@ -398,7 +397,7 @@ def test_check_writable(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists(), "the check leaves nothing behind"
     assert check_writable(tmp_path / "c" / "out.json", "out=", folder=False) == tmp_path / "c" / "out.json"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    bad = unwritable_dir(tmp_path) / "run"
+    bad = unwritable_dir / "run"
     with pytest.raises(DatasetError, match=rf"run_dir {bad} is not writable: .*choose a location you can write to"):
         check_writable(bad, "run_dir")
     with pytest.raises(DatasetError, match=rf"out= {bad / 'r.json'} is not writable"):
@@ -412,14 +411,15 @@ def test_check_writable(tmp_path: Path) -> None:
     ("sprites", ["--videos", "1", "--frames", "4"]),
     ("videos", ["--in", "IN", "--size", "8x8", "--fps", "5"]),
 ])
-def test_data_commands_refuse_an_unwritable_out_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     source: str, argv: list[str]) -> None:
+def test_data_commands_refuse_an_unwritable_out_first(unwritable_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str], source: str,
+                                                     argv: list[str]) -> None:
     from worldmodel.data.cli import cli_main
 
     src = tmp_path / "in"
     src.mkdir()
     (src / "clip.gif").write_bytes(b"GIF89a")  # never read: the output is checked first
-    out = unwritable_dir(tmp_path) / "ds"
+    out = unwritable_dir / "ds"
     argv = [a if a != "IN" else str(src) for a in argv]
     assert cli_main([source, *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
