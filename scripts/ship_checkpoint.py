@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 from worldmodel.export import ExportConfig, ship
 
@@ -22,6 +23,8 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--data", help="labelled dataset for code meanings (the training data)")
     p.add_argument("--eval", dest="eval_json", help="eval JSON from `glassworld eval` to put in the card")
+    p.add_argument("--health", dest="health_json", help="eval JSON whose health report alone goes in the card "
+                   "(keeps the card's eval), e.g. a check on fresh clips of a shipped world")
     p.add_argument("--command", help="the training command, for the card")
     p.add_argument("--dataset-command", help="the command that made the dataset, for the card")
     p.add_argument("--notes", help="free text for the card")
@@ -38,6 +41,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     extra = {k: v for k, v in {"command": a.command, "dataset_command": a.dataset_command, "notes": a.notes}.items()
              if v}
+    if a.health_json:
+        from worldmodel.paths import portable_path
+
+        report = json.loads(Path(a.health_json).read_text())
+        if "health" not in report:
+            p.error(f"{a.health_json} has no health report; run `glassworld eval` with this version")
+        extra["health"] = report["health"]
+        extra["health_source"] = {"eval": portable_path(Path(a.health_json).resolve()), "split": report.get("split"),
+                                  "clips": report.get("clips"), "dataset": portable_path(report.get("dataset"))}
     try:
         card = ship(a.checkpoint, a.out, a.data, a.eval_json, extra, ExportConfig(clips=a.clips), generation)
     except ValueError as e:

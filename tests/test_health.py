@@ -139,3 +139,27 @@ def test_play_agent_and_agent_eval_refuse_an_unhealthy_world_unless_allowed(tmp_
         assert main([*cmd, *common, "allow_unhealthy=true"]) == 0, capsys.readouterr().err
     assert main(["agent", *common, "total_timesteps=8", f"run_dir={tmp_path / 'agent'}"]) == 2
     assert "unhealthy world" in capsys.readouterr().err
+
+
+def test_ship_script_puts_a_health_report_in_the_card_and_keeps_its_eval(tmp_path):
+    import runpy
+    import sys
+
+    from worldmodel.paths import REPO
+
+    ckpt = save_tiny_glass(tmp_path / "tiny.pt")
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({"psnr": 1.0, "health": None}))
+    ship(ckpt, ckpt, eval_json=first)
+    report = tmp_path / "fresh.json"
+    health = assess(healthy_evidence())
+    report.write_text(json.dumps({"split": "test", "clips": 64, "dataset": str(tmp_path), "health": health}))
+    argv = sys.argv
+    try:
+        sys.argv = ["ship_checkpoint.py", str(ckpt), str(ckpt), "--health", str(report)]
+        runpy.run_path(str(REPO / "scripts" / "ship_checkpoint.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    card = load_checkpoint(ckpt)["card"]
+    assert card["health"] == health and card["eval"]["psnr"] == 1.0 and card["health_source"]["clips"] == 64
+    assert json.loads(ckpt.with_suffix(".json").read_text())["health"]["healthy"] is True
