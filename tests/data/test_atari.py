@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import deque
 from pathlib import Path
 
@@ -156,6 +157,59 @@ def test_breakout_ram_position_on_paddle() -> None:
     assert len(errors_) >= 0.95 * len(xs_seen)
     assert errors_.max() <= 1.0, f"paddle centre off by up to {errors_.max():.2f} px"
     assert np.ptp(xs_seen) > 40, "the random policy should move the paddle across the screen"
+
+
+NEW_GAMES = ["pong", "freeway", "skiing", "boxing", "ms_pacman", "seaquest"]
+
+
+@pytest.mark.parametrize("rom", NEW_GAMES)
+def test_ram_position_is_the_sprite_centre(rom: str) -> None:
+    """On a fresh episode at native resolution, the RAM position lies in the agent's bounding box (found by its
+    colour) in >= 95 % of the frames that show it, and is the box's centre whenever the whole sprite is seen."""
+    from worldmodel.data.atari_truth import check_agent
+
+    preset = atari.GAME_PRESETS[rom]
+    assert preset.agent is not None and preset.pixels is not None
+    top, bottom, left, right = preset.crop
+    rec = AtariRecorder(AtariConfig(game=rom, size=(bottom - top, right - left), max_steps=250, seed=2))
+    ep = rec.record(0)
+    rec.close()
+    assert ep.pos is not None
+    np.testing.assert_allclose(ep.pos, native_to_output(preset.agent(ep.ram), preset.crop, rec.cfg.size), atol=1e-4)
+    chk = check_agent(ep.frames, ep.ram, preset.agent, preset.pixels, preset.crop)
+    assert chk.visible >= 0.6 * chk.frames, "the agent's colour should show it in most frames"
+    assert chk.inside >= 0.95, f"RAM position outside the agent's pixels in {100 * (1 - chk.inside):.1f} % of frames"
+    for axis, err, moves, coord in (("u", chk.err_u, preset.agent.u.moves, chk.pos[:, 0]),
+                                    ("v", chk.err_v, preset.agent.v.moves, chk.pos[:, 1])):
+        assert len(err) >= 20, f"{axis}: too few frames show the whole sprite ({len(err)})"
+        assert np.median(np.abs(err)) <= 0.5 and np.percentile(np.abs(err), 95) <= 2.0, \
+            f"{axis}: centre error median {np.median(np.abs(err)):.2f}, max {np.abs(err).max():.2f} native px"
+        if moves:
+            assert np.ptp(coord) >= 20, f"{axis}: the random policy should move the agent along this axis"
+
+
+def test_ram_axis_centre_of_the_drawn_part() -> None:
+    from worldmodel.data.atari_truth import RamAxis
+
+    ram = np.zeros((3, 128), np.uint8)
+    ram[:, 5] = [10, 100, 250]
+    np.testing.assert_allclose(RamAxis(5, 2.0, scale=-1.0)(ram), [-8, -98, -248])
+    np.testing.assert_allclose(RamAxis(None, 7.5)(ram), [7.5, 7.5, 7.5])
+    # a 16-px sprite (centre c, rows c-7.5..c+7.5) drawn only on rows 20..200: the centre of what shows
+    np.testing.assert_allclose(RamAxis(5, 0.0, half=7.5, lo=20, hi=200)(ram), [(20 + 17.5) / 2, 100, (242.5 + 200) / 2])
+
+
+def test_help_names_exactly_the_games_with_ground_truth() -> None:
+    parser = argparse.ArgumentParser()
+    atari.add_arguments(parser)
+    text = parser.format_help()
+    with_truth = {atari.display_name(g) for g, p in atari.GAME_PRESETS.items() if p.agent is not None}
+    assert with_truth >= {"Tennis", "Breakout", *(atari.display_name(g) for g in NEW_GAMES)}
+    listed = set(re.search(r"Ground truth \(agent position `pos`, `shift`\) for: ([^.]+)\.", " ".join(text.split()))
+                 .group(1).replace(" and ", ", ").split(", "))
+    assert listed == with_truth
+    for g in with_truth:
+        assert re.search(rf"^  {g} ", text, re.M), f"{g}: the help's table of agents misses it"
 
 
 def test_native_to_output_geometry() -> None:

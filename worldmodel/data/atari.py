@@ -86,6 +86,7 @@ from typing import Any
 
 import numpy as np
 
+from .atari_truth import AgentPixels, LinearAgent, RamAxis
 from .format import DatasetError, DatasetWriter, parse_size, read_video_meta, validate_size
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class GamePreset:
     agent: Callable[[np.ndarray], np.ndarray] | None = None  # RAM (T, 128) -> native (u, v) (T, 2)
     agent_desc: str = ""
     agent_native_px: tuple[int, int] | None = None  # (W, H) of the agent sprite in native pixels
+    pixels: AgentPixels | None = None  # the agent's colour and region: checks the RAM read-out against pixels
 
 
 FULL_SCREEN = (0, 210, 0, 160)
@@ -162,7 +164,27 @@ GAME_PRESETS: dict[str, GamePreset] = {
     "tennis": GamePreset((14, 190, 8, 160), _tennis_agent, "orange player (colour 240,128,128), sprite centre of mass",
                          (12, 23)),
     "breakout": GamePreset((17, 196, 0, 160), _breakout_agent, "paddle (colour 200,72,72), centre", (16, 4)),
-    "pong": GamePreset((30, 198, 0, 160)),  # score removed, 4 rows of each wall kept; no RAM ground truth
+    # RAM tables below: found by regressing the agent sprite's bounding-box centre (located by its colour) on every
+    # RAM byte, checked on fresh episodes by scripts/atari_ground_truth.py (docs/results/atari_ground_truth.md)
+    "pong": GamePreset((30, 198, 0, 160),
+                       LinearAgent(RamAxis(None, 141.5), RamAxis(51, -5.5, half=7.5, lo=34, hi=193)),
+                       "right (green) paddle, centre; moves vertically only", (4, 16),
+                       AgentPixels((92, 186, 92), (34, 194, 136, 148), (4, 16))),  # score removed, walls kept
+    "freeway": GamePreset((14, 196, 8, 160), LinearAgent(RamAxis(None, 46.5), RamAxis(14, 196.5, -1.0)),
+                          "left (player 1) yellow chicken, centre; moves vertically only", (6, 8),
+                          AgentPixels((252, 252, 84), (14, 196, 40, 56), (6, 8), skip_rows=(102, 104))),
+    "skiing": GamePreset((28, 178, 8, 152), LinearAgent(RamAxis(25, 4.5), RamAxis(None, 49.5)),
+                         "red skier, centre; moves sideways only (the slope scrolls)", (8, 18),
+                         AgentPixels((214, 92, 92), (28, 178, 8, 152), (8, 18))),
+    "boxing": GamePreset((24, 188, 8, 160), LinearAgent(RamAxis(32, 11.5), RamAxis(34, 61.0)),
+                         "white boxer, body centre (punches reach further)", (14, 47),
+                         AgentPixels((214, 214, 214), (30, 182, 8, 160), (14, 47))),
+    "ms_pacman": GamePreset((0, 172, 0, 160), LinearAgent(RamAxis(10, -8.5), RamAxis(16, 5.5)),
+                            "Ms. Pac-Man (yellow), centre", (8, 10),
+                            AgentPixels((210, 164, 74), (0, 172, 0, 160), (8, 10))),
+    "seaquest": GamePreset((40, 190, 8, 160), LinearAgent(RamAxis(70, 7.5), RamAxis(97, 38.0)),
+                           "yellow submarine, centre", (16, 11),
+                           AgentPixels((187, 187, 53), (40, 160, 8, 160), (16, 11))),
 }
 
 
@@ -480,22 +502,44 @@ def generate(cfg: AtariConfig, progress: bool = True) -> dict[str, Any]:
 # CLI
 # ------------------------------------------------------------------------------------------------------------------
 
-_EPILOG = """\
-Frames are cropped to the play area and area-resized to --size (default 96x128). Agent sizes at 96x128:
-  Tennis   orange player about 12 px tall x 7-10 px wide (native sprite 23x12 px), ~3.4 px/step sideways
-  Breakout paddle about 13 px wide x 2 px tall (native 16x4 px)
-Tennis and Breakout also store the agent position `pos` (x, y; output pixel-index coordinates of the sprite's
-centre, read from RAM) and `shift` = pos[t] - pos[t-1]. Every game stores action (ALE joystick id that produced
-frame t, -1 for frame 0), reward and done. One video per episode; splits by episode index (i%10==1 test,
-i%10==2 val, else train). Re-running the same command resumes: finished videos are kept and skipped.
-"""
+def games_with_ground_truth() -> list[str]:
+    """Display names of the games whose recordings store the agent position (``pos``, ``shift``)."""
+    return [display_name(g) for g, p in GAME_PRESETS.items() if p.agent is not None]
+
+
+def _epilog() -> str:
+    """The help's epilog: which games have ground truth, and their agents' sizes at the default size."""
+    import textwrap
+
+    names = games_with_ground_truth()
+    h, w = DEFAULT_SIZE
+    lines = ["Frames are cropped to the play area and area-resized to --size (default 96x128)."]
+    lines += textwrap.wrap(
+        f"Ground truth (agent position `pos`, `shift`) for: {', '.join(names[:-1])} and {names[-1]}. `pos` = (x, y) "
+        "of the agent sprite's centre in output pixel-index coordinates, read from RAM (tables checked against the "
+        "sprite's pixels: docs/results/atari_ground_truth.md); `shift` = pos[t] - pos[t-1]. Other games have no "
+        "agent ground truth. Agents (size at 96x128, W x H px):", 116)
+    for rom, p in GAME_PRESETS.items():
+        if p.agent is None:
+            continue
+        size = ""
+        if p.agent_native_px is not None:
+            top, bottom, left, right = p.crop
+            nw, nh = p.agent_native_px
+            size = f"{nw * w / (right - left):.0f}x{nh * h / (bottom - top):.0f}"
+        lines.append(f"  {display_name(rom):<9} {size:>5}  {p.agent_desc}")
+    lines += textwrap.wrap(
+        "Every game stores action (ALE joystick id that produced frame t, -1 for frame 0), reward and done. One "
+        "video per episode; splits by episode index (i%10==1 test, i%10==2 val, else train). Re-running the same "
+        "command resumes: finished videos are kept and skipped.", 116)
+    return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``glassworld data atari``."""
     d = AtariConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = _EPILOG
+    parser.epilog = _epilog()
     parser.add_argument("--game", default=d.game,
                         help="ALE game, e.g. Tennis, Breakout, Pong, MontezumaRevenge (default: %(default)s)")
     parser.add_argument("--episodes", type=int, default=d.episodes, help="episodes = videos (default: %(default)s)")
