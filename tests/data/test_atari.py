@@ -188,6 +188,29 @@ def test_ram_position_is_the_sprite_centre(rom: str) -> None:
             assert np.ptp(coord) >= 20, f"{axis}: the random policy should move the agent along this axis"
 
 
+@pytest.mark.parametrize("rom", NEW_GAMES)
+def test_mask_and_position_agree_at_64x64(rom: str) -> None:
+    """At 64x64 the stored mask (the agent's colour, area-resized) shows the agent in most frames, pos lies on or
+    next to it, and at the crop's own size the mask is exactly the agent-coloured pixels."""
+    rec = AtariRecorder(AtariConfig(game=rom, size=(64, 64), max_steps=150, seed=3))
+    ep = rec.record(0)
+    rec.close()
+    assert ep.mask is not None and ep.pos is not None and ep.mask.shape == ep.frames.shape[:3]
+    assert set(ep.gt()) == {"action", "reward", "done", "pos", "shift", "mask"}
+    shown = [t for t in range(len(ep.mask)) if ep.mask[t].any()]
+    assert len(shown) >= 0.6 * len(ep.mask)
+    dists = [nearest(ep.mask[t].astype(bool), *ep.pos[t])[0] for t in shown]
+    assert np.mean(np.array(dists) <= 1.5) >= 0.95, f"pos off the mask: distances {np.percentile(dists, 95):.1f}"
+    preset = atari.GAME_PRESETS[rom]
+    top, bottom, left, right = preset.crop
+    native = AtariRecorder(AtariConfig(game=rom, size=(bottom - top, right - left), max_steps=20, seed=3))
+    ep = native.record(0)
+    native.close()
+    assert ep.mask is not None and ep.mask.any()
+    np.testing.assert_array_equal(ep.mask, np.all(ep.frames == preset.pixels.colour, axis=-1) & ep.mask.astype(bool))
+    np.testing.assert_array_equal(ep.mask, preset.pixels.mask(ep.frames, preset.crop))
+
+
 def test_ram_axis_centre_of_the_drawn_part() -> None:
     from worldmodel.data.atari_truth import RamAxis
 

@@ -24,10 +24,11 @@ What is recorded
 * **Frames** are cropped to the game's play area (see :data:`GAME_PRESETS`; other games keep the full 210x160
   screen) and area-resized (PIL ``BOX``) to ``--size`` (default 96x128, HxW).
 * **Ground truth** per frame: ``action`` (raw ALE joystick id, 0..17, of the step into frame t; -1 for frame 0),
-  ``reward`` (float32, summed over the step), ``done``; for Tennis and Breakout also ``pos`` and ``shift``.
+  ``reward`` (float32, summed over the step), ``done``; for the games with an ``agent`` in :data:`GAME_PRESETS`
+  (Tennis, Breakout, Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest) also ``pos`` and ``shift``.
 
-Agent position (Tennis, Breakout)
----------------------------------
+Agent position
+--------------
 ``pos[t]`` = (x, y) of the agent sprite's centre in **output pixel-index coordinates**: (0, 0) is the centre of the
 top-left output pixel, so the agent covers ``frame[round(y), round(x)]``; ``shift[t] = pos[t] - pos[t-1]`` (0 for
 t = 0). A point in native screen pixel-index coordinates (u, v) maps to the output as
@@ -54,6 +55,16 @@ and is checked against the sprite's pixels in ``tests/data/test_atari.py``.
   columns (the paddle slides over the right wall). At 96x128 the paddle is about **13 px wide and 2 px tall**.
   (After the ball breaks through to the top wall the real game halves the paddle; the centre offset is then ~4 px
   off. A random policy practically never gets there.)
+* **Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest**: a linear read-out of one RAM byte per axis the agent moves
+  along (:class:`~worldmodel.data.atari_truth.LinearAgent`; a constant for the other axis), ``pos`` = the centre of
+  the agent sprite's bounding box in its usual pose (of its drawn part where it slides under an edge: Pong's paddle
+  behind the walls). Found by locating the agent by a colour only it has in a region of the screen
+  (``GamePreset.pixels``) and regressing the box centre on every RAM byte; checked on fresh episodes against those
+  pixels (``tests/data/test_atari.py``; ``scripts/atari_ground_truth.py`` writes the table of errors,
+  ``docs/results/atari_ground_truth.md``): Pong's right (green) paddle (vertical only, 4x16 native px), Freeway's
+  player-1 chicken (vertical only, 6x8), Skiing's skier (sideways only, the slope scrolls past it; 8x18, pose
+  changes move its box by ~1 px), Boxing's white boxer (body centre; 14x47, punches reach ~16 px further), Ms.
+  Pac-Man (8x10) and Seaquest's submarine (16x11; invisible while it explodes or respawns).
 
 Splits
 ------
@@ -121,10 +132,17 @@ class AtariConfig:
 
     def content_key(self) -> dict[str, Any]:
         """The settings that determine a video's content (everything except ``episodes`` and ``out``), and the
-        rule that makes an episode independent of the ones before it (absent from videos of older versions)."""
-        return {"game": resolve_game(self.game), "size": list(self.size), "seed": self.seed,
-                "max_steps": self.max_steps, "frame_skip": self.frame_skip, "max_hold": self.max_hold,
-                "episode_start": EPISODE_START}
+        rule that makes an episode independent of the ones before it (absent from videos of older versions).
+        Games whose agent is checked against its colour also record their crop and ground-truth keys (they were
+        recorded full-screen without ground truth before), so older folders of theirs are not extended."""
+        rom = resolve_game(self.game)
+        key = {"game": rom, "size": list(self.size), "seed": self.seed,
+               "max_steps": self.max_steps, "frame_skip": self.frame_skip, "max_hold": self.max_hold,
+               "episode_start": EPISODE_START}
+        preset = GAME_PRESETS.get(rom)
+        if preset is not None and preset.pixels is not None:
+            key.update(crop=list(preset.crop), ground_truth=["pos", "shift", "mask"])
+        return key
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -167,7 +185,7 @@ GAME_PRESETS: dict[str, GamePreset] = {
     # RAM tables below: found by regressing the agent sprite's bounding-box centre (located by its colour) on every
     # RAM byte, checked on fresh episodes by scripts/atari_ground_truth.py (docs/results/atari_ground_truth.md)
     "pong": GamePreset((30, 198, 0, 160),
-                       LinearAgent(RamAxis(None, 141.5), RamAxis(51, -5.5, half=7.5, lo=34, hi=193)),
+                       LinearAgent(RamAxis(None, 141.5), RamAxis(51, -6.0, half=7.5, lo=34, hi=193)),
                        "right (green) paddle, centre; moves vertically only", (4, 16),
                        AgentPixels((92, 186, 92), (34, 194, 136, 148), (4, 16))),  # score removed, walls kept
     "freeway": GamePreset((14, 196, 8, 160), LinearAgent(RamAxis(None, 46.5), RamAxis(14, 196.5, -1.0)),
@@ -261,11 +279,14 @@ class Episode:
     shift: np.ndarray | None = field(repr=False)  # (T, 2) float32 or None
     truncated: bool
     ram: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 128), np.uint8))  # (T, 128) uint8
+    mask: np.ndarray | None = field(repr=False, default=None)  # (T, H, W) uint8 agent pixels, or None
 
     def gt(self) -> dict[str, np.ndarray]:
         out = {"action": self.action, "reward": self.reward, "done": self.done}
         if self.pos is not None and self.shift is not None:
             out.update(pos=self.pos, shift=self.shift)
+        if self.mask is not None:
+            out["mask"] = self.mask
         return out
 
 
@@ -328,8 +349,11 @@ class AtariRecorder:
             "splits_rule": "episode i: i%10==1 test, i%10==2 val, else train",
         }
 
-    def _resize_into(self, screens: np.ndarray, frames: np.ndarray, start: int) -> None:
-        """Crop and area-resize native screens (N, 210, 160, 3) into ``frames[start:start+N]`` (H, W, 3 each)."""
+    def _resize_into(self, screens: np.ndarray, frames: np.ndarray, start: int,
+                     masks: np.ndarray | None = None) -> None:
+        """Crop and area-resize native screens (N, 210, 160, 3) into ``frames[start:start+N]`` (H, W, 3 each), and
+        the agent's pixels (:class:`AgentPixels`) into ``masks[start:start+N]`` (H, W) uint8 when given: an output
+        pixel is agent when at least half of its area is."""
         from PIL import Image
 
         top, bottom, left, right = self.crop
@@ -341,6 +365,15 @@ class AtariRecorder:
             else:  # PIL BOX: each output pixel is the mean of the native pixels whose centres fall inside it
                 img = Image.fromarray(screen).resize((w, h), Image.Resampling.BOX, box=(left, top, right, bottom))
                 frames[start + k] = np.asarray(img)
+        if masks is None or self.preset.pixels is None:
+            return
+        native = self.preset.pixels.mask(screens[:, top:bottom, left:right], self.crop)  # (N, h0, w0) bool
+        for k, m in enumerate(native):
+            if same:
+                masks[start + k] = m
+            else:
+                img = Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BOX)
+                masks[start + k] = np.asarray(img) >= 128
 
     def record(self, index: int, on_frames: Callable[[int], None] | None = None) -> Episode:
         """Play episode ``index`` from the power-on state; ``on_frames(n)`` reports progress.
@@ -357,13 +390,14 @@ class AtariRecorder:
         reward = np.zeros(n_max, np.float32)
         done = np.zeros(n_max, bool)
         rams = np.empty((n_max, 128), np.uint8)  # (T, 128)
+        masks = np.zeros((n_max, h, w), np.uint8) if self.preset.pixels is not None else None  # (T, H, W)
         chunk_len = 32
         chunk = np.empty((chunk_len, 210, 160, 3), np.uint8)  # native screens waiting to be resized
         jobs = []
 
         def flush(n_in_chunk: int, end: int) -> None:
             nonlocal chunk
-            jobs.append(self.pool.submit(self._resize_into, chunk[:n_in_chunk], frames, end - n_in_chunk))
+            jobs.append(self.pool.submit(self._resize_into, chunk[:n_in_chunk], frames, end - n_in_chunk, masks))
             chunk = np.empty_like(chunk)
 
         ale = self.ale
@@ -412,7 +446,7 @@ class AtariRecorder:
             shift = np.zeros_like(pos)
             shift[1:] = pos[1:] - pos[:-1]
         return Episode(frames[:n].copy() if n < n_max else frames, action[:n], reward[:n], done[:n], pos, shift,
-                       truncated=not over, ram=rams[:n].copy())
+                       truncated=not over, ram=rams[:n].copy(), mask=None if masks is None else masks[:n].copy())
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -12,7 +12,7 @@ import sys
 from .format import DatasetError
 
 SOURCES: dict[str, tuple[str, str]] = {
-    "atari": ("worldmodel.data.atari", "record an ALE game (agent position from RAM: the games `data atari --help` names)"),
+    "atari": ("worldmodel.data.atari", "record an ALE game (agent position from RAM: games in `data atari --help`)"),
     "sprites": ("worldmodel.data.sprites", "W-Sprites: LPC characters (or procedural ones) walking on a background"),
     "videos": ("worldmodel.data.videos", "import video files (any PyAV format) or CADDY/GLASS frame folders"),
 }
