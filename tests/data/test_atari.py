@@ -159,7 +159,7 @@ def test_breakout_ram_position_on_paddle() -> None:
     assert np.ptp(xs_seen) > 40, "the random policy should move the paddle across the screen"
 
 
-NEW_GAMES = ["pong", "freeway", "skiing", "boxing", "ms_pacman", "seaquest"]
+NEW_GAMES = ["pong", "freeway", "skiing", "boxing", "ms_pacman", "seaquest", "space_invaders"]
 
 
 @pytest.mark.parametrize("rom", NEW_GAMES)

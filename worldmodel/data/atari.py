@@ -25,7 +25,8 @@ What is recorded
   screen) and area-resized (PIL ``BOX``) to ``--size`` (default 96x128, HxW).
 * **Ground truth** per frame: ``action`` (raw ALE joystick id, 0..17, of the step into frame t; -1 for frame 0),
   ``reward`` (float32, summed over the step), ``done``; for the games with an ``agent`` in :data:`GAME_PRESETS`
-  (Tennis, Breakout, Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest) also ``pos`` and ``shift``.
+  (Tennis, Breakout, Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest, SpaceInvaders) also ``pos`` and
+  ``shift``, and for the last seven a ``mask``.
 
 Agent position
 --------------
@@ -55,16 +56,20 @@ and is checked against the sprite's pixels in ``tests/data/test_atari.py``.
   columns (the paddle slides over the right wall). At 96x128 the paddle is about **13 px wide and 2 px tall**.
   (After the ball breaks through to the top wall the real game halves the paddle; the centre offset is then ~4 px
   off. A random policy practically never gets there.)
-* **Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest**: a linear read-out of one RAM byte per axis the agent moves
-  along (:class:`~worldmodel.data.atari_truth.LinearAgent`; a constant for the other axis), ``pos`` = the centre of
-  the agent sprite's bounding box in its usual pose (of its drawn part where it slides under an edge: Pong's paddle
-  behind the walls). Found by locating the agent by a colour only it has in a region of the screen
-  (``GamePreset.pixels``) and regressing the box centre on every RAM byte; checked on fresh episodes against those
-  pixels (``tests/data/test_atari.py``; ``scripts/atari_ground_truth.py`` writes the table of errors,
-  ``docs/results/atari_ground_truth.md``): Pong's right (green) paddle (vertical only, 4x16 native px), Freeway's
-  player-1 chicken (vertical only, 6x8), Skiing's skier (sideways only, the slope scrolls past it; 8x18, pose
-  changes move its box by ~1 px), Boxing's white boxer (body centre; 14x47, punches reach ~16 px further), Ms.
-  Pac-Man (8x10) and Seaquest's submarine (16x11; invisible while it explodes or respawns).
+* **Pong, Freeway, Skiing, Boxing, MsPacman, Seaquest, SpaceInvaders**: a linear read-out of one RAM byte per
+  axis the agent moves along (:class:`~worldmodel.data.atari_truth.LinearAgent`; a constant for the other axis),
+  ``pos`` = the centre of the agent sprite's bounding box in its usual pose (of its drawn part where it slides under
+  an edge: Pong's paddle behind the walls). Found by locating the agent by a colour only it has in a region of the
+  screen (``GamePreset.pixels``) and regressing the box centre on every RAM byte; checked on fresh episodes against
+  those pixels (``tests/data/test_atari.py``; ``scripts/atari_ground_truth.py`` writes the table of errors,
+  ``docs/results/atari_ground_truth.md``): Pong's right (green) paddle (vertical only, 4x16 native px; drawn 0 or 1
+  row lower for the same RAM value, so ``pos`` is 0.5 px off), Freeway's player-1 chicken (vertical only, 6x8),
+  Skiing's skier (sideways only, the slope scrolls past it; 8x18, pose changes move its box by ~1 px), Boxing's
+  white boxer (body centre; 14x47, punches reach ~16 px further), Ms. Pac-Man (8x10), Seaquest's submarine (16x11;
+  invisible while it explodes or respawns) and Space Invaders' laser cannon (sideways only, 7x10). Their
+  ``mask[t]`` (T, H, W) uint8 marks the output pixels at least half covered by native pixels of the agent's colour
+  in its region: the whole sprite (Boxing's punches included; Seaquest's torpedo has the submarine's colour and is
+  in it too; Freeway's chicken loses the two rows of the yellow centre line while it crosses them).
 
 Splits
 ------
@@ -203,6 +208,9 @@ GAME_PRESETS: dict[str, GamePreset] = {
     "seaquest": GamePreset((40, 190, 8, 160), LinearAgent(RamAxis(70, 7.5), RamAxis(97, 38.0)),
                            "yellow submarine, centre", (16, 11),
                            AgentPixels((187, 187, 53), (40, 160, 8, 160), (16, 11))),
+    "space_invaders": GamePreset((24, 196, 8, 160), LinearAgent(RamAxis(28, 2.0), RamAxis(None, 189.5)),
+                                 "green laser cannon, centre; moves sideways only", (7, 10),
+                                 AgentPixels((50, 132, 50), (180, 196, 8, 160), (7, 10))),
 }
 
 
