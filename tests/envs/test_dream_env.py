@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -401,7 +403,15 @@ def test_registry_shipped_ids_fail_clearly_when_their_file_is_absent(square_chec
 def test_every_available_id_passes_both_checkers(env_id, square_checkpoint):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+    from worldmodel.checkpoint import load_checkpoint
+    from worldmodel.health import UnhealthyWorldError, card_health
+
     kw = {"checkpoint": square_checkpoint} if env_id == "GlassWorld-v0" else {}
+    health = None if kw else card_health(load_checkpoint(envs.checkpoint_of(env_id))["card"])
+    if health is not None and not health["healthy"]:  # a shipped world its card calls unhealthy is refused ...
+        with pytest.raises(UnhealthyWorldError, match=re.escape(health["problems"][0])):
+            gym.make(env_id)
+        kw["allow_unhealthy"] = True  # ... and still a valid env when asked for anyway
     env = gym.make(env_id, **kw)
     check_env(env.unwrapped)
     sb3_check_env(gym.make(env_id, **kw).unwrapped)
