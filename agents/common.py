@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 import envs  # registers the glassworld ids; envs.make_dream is the one dream factory
 from envs.vector import TaskVectorEnv
@@ -143,10 +142,6 @@ def run_episodes(venv: TaskVectorEnv, policy: Any, episodes: int, seed: int = 0,
     return EpisodeStats(episodes=len(flat), success_rate=float(np.mean([e[1] for e in flat])),
                         mean_return=float(r.mean()), std_return=float(r.std()),
                         mean_length=float(np.mean([e[2] for e in flat])), returns=r.round(4).tolist())
-
-
-def to_plain(cfg: DictConfig | dict) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from worldmodel.config import plain, settings
 from worldmodel.data.format import DatasetError
 from worldmodel.paths import portable_paths
 
-from .common import DreamSpec, make_dream, run_episodes, to_plain, write_json
+from .common import DreamSpec, make_dream, run_episodes, write_json
 from .common import make_real_env as make_real_env_for
 from .planner import CEMPlanner, GreedyPolicy, PlannerConfig, RandomPolicy
 
@@ -82,15 +83,11 @@ class EvalAgentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalAgentConfig:
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise DatasetError(f"unknown agent-eval option(s) {bad}; known: {sorted(known)}")
-        mapping = MappingOptions(**(d.pop("mapping", None) or {}))
-        planner = PlannerOptions(**(d.pop("planner", None) or {}))
+        d = dict(d)  # worldmodel.config.settings: an unknown key, in any section, names the nearest valid one
+        mapping = settings(MappingOptions, dict(d.pop("mapping", None) or {}), "mapping")
+        planner = settings(PlannerOptions, dict(d.pop("planner", None) or {}), "planner")
         d["task_kwargs"] = dict(d.get("task_kwargs") or {})
-        cfg = cls(**d, mapping=mapping, planner=planner)
+        cfg = settings(cls, d, mapping=mapping, planner=planner)
         if cfg.episodes < 1 or cfg.n_envs < 1:
             raise DatasetError("episodes and n_envs must be >= 1")
         if cfg.action_map not in ("learned", "heuristic"):
@@ -264,7 +261,7 @@ def cli_main(argv: list[str]) -> int:
     from worldmodel.config import compose
 
     try:
-        cfg = EvalAgentConfig.from_dict(to_plain(compose(list(argv), config_name="agent_eval")))
+        cfg = EvalAgentConfig.from_dict(plain(compose(list(argv), config_name="agent_eval")))
         results = evaluate(cfg)
     except (DatasetError, ValueError, FileNotFoundError) as e:
         print(f"glassworld agent-eval: error: {e}", file=sys.stderr)

@@ -51,11 +51,11 @@ from typing import Any
 
 import torch
 
-from worldmodel.config import settings
+from worldmodel.config import plain, settings
 from worldmodel.data.format import DatasetError, check_writable
 from worldmodel.paths import portable_path
 
-from .common import DreamSpec, make_dream, to_plain, write_json
+from .common import DreamSpec, make_dream, write_json
 from .evaluate import MappingOptions
 from .video import VideoConfig
 
@@ -654,7 +654,7 @@ def cli_main(argv: list[str]) -> int:
     from worldmodel.config import compose
 
     try:
-        cfg = AgentConfig.from_dict(to_plain(compose(list(argv), config_name="agent")))
+        cfg = AgentConfig.from_dict(plain(compose(list(argv), config_name="agent")))
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
         summary = main_job(cfg, run_dir)
     except (DatasetError, ValueError, FileNotFoundError) as e:

@@ -55,3 +55,16 @@ def test_agent_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["agent-eval", f"checkpoint={tmp_path / 'missing.pt'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["agent", "--help"]) == 0 and "glassworld agent" in capsys.readouterr().out
+
+
+def test_agent_eval_config_parses_through_the_one_settings_helper():
+    import pytest
+
+    from agents.evaluate import EvalAgentConfig
+    from worldmodel.data.format import DatasetError
+
+    with pytest.raises(DatasetError, match=r"unknown key mapping\.stepz; did you mean mapping\.steps\?"):
+        EvalAgentConfig.from_dict({"mapping": {"stepz": 3}})
+    with pytest.raises(DatasetError, match=r"unknown key episode; did you mean episodes\?"):
+        EvalAgentConfig.from_dict({"episode": 3})
+    assert EvalAgentConfig.from_dict({"planner": {"horizon": 4}}).planner.horizon == 4

@@ -122,11 +122,11 @@ def test_time_budget_stops_training_early(glass_checkpoint, tmp_path, capsys):
 
 
 def test_default_config_is_glass_tennis_and_matches_the_dataclass():
-    from agents.common import to_plain
+    from worldmodel.config import plain
     from agents.train import AgentConfig
     from worldmodel.config import compose
 
-    cfg = AgentConfig.from_dict(to_plain(compose([], config_name="agent")))
+    cfg = AgentConfig.from_dict(plain(compose([], config_name="agent")))
     assert cfg == AgentConfig()  # configs/agent.yaml and the dataclass defaults agree
     assert cfg.env == "GlassTennis-v0" and cfg.algo == "ppo" and cfg.final_eval.real and cfg.video.steps > 0
     assert cfg.time_budget_s is None and cfg.video.path.endswith(".mp4")  # no wall-clock cut: deterministic
