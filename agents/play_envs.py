@@ -31,31 +31,33 @@ def glassworld_ids() -> str:
 
 
 def make_env(cfg: PlayConfig) -> Any:
-    """``gym.make`` the env to play (render_mode rgb_array), with one clear :class:`PlayError` for bad input."""
+    """The env to play (render_mode rgb_array), made by the one dream factory (:func:`envs.make_dream`), with one
+    clear :class:`PlayError` for bad input."""
     import gymnasium as gym
 
     envs = _import_envs()
     env_id = cfg.env or "GlassWorld-v0"
     kwargs: dict[str, Any] = {"render_mode": "rgb_array", "device": cfg.device}
+    checkpoint = None
     if cfg.checkpoint:
         path = Path(cfg.checkpoint).expanduser()
         if not path.is_file():
             raise PlayError(f"checkpoint {path} does not exist; pass checkpoint=PATH of a model trained with "
                             f"`glassworld train ...`, or a ready id.\n{glassworld_ids()}")
-        kwargs["checkpoint"] = str(path.resolve())
+        checkpoint = str(path.resolve())
     if cfg.task:
         kwargs["task"] = cfg.task
     if cfg.allow_unhealthy:
         kwargs["allow_unhealthy"] = True
     try:
-        spec = gym.spec(env_id)
+        gym.spec(env_id)
     except gym.error.Error as e:
         raise PlayError(f"unknown env id {env_id!r} ({e}).\n{glassworld_ids()}") from None
-    if env_id == "GlassWorld-v0" and "checkpoint" not in kwargs:
+    if env_id == "GlassWorld-v0" and checkpoint is None:
         raise PlayError(f"GlassWorld-v0 needs checkpoint=PATH (a model trained with `glassworld train`), or play a "
                         f"ready id.\n{glassworld_ids()}")
     try:
-        env = gym.make(spec.id, **kwargs)
+        env = envs.make_dream(env_id, checkpoint=checkpoint, **kwargs)
     except envs.MissingCheckpointError as e:
         raise PlayError(f"{e}\n{glassworld_ids()}") from None
     except (FileNotFoundError, ValueError) as e:

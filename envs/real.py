@@ -113,7 +113,8 @@ class RealCore:
         self.preset: GamePreset = GAME_PRESETS.get(self.rom_id, GamePreset(FULL_SCREEN))
         if self.preset.agent is None:
             raise ValueError(f"the real game {cfg.game!r} has no RAM agent position (worldmodel.data.atari."
-                             f"GAME_PRESETS); tasks need one: use Tennis or Breakout")
+                             f"GAME_PRESETS); tasks need one: use one of "
+                             f"{', '.join(sorted(g for g, pr in GAME_PRESETS.items() if pr.agent is not None))}")
         self.num_envs, self.height, self.width, self.task = int(num_envs), int(height), int(width), task
         self.device = torch.device(device)
         ALEInterface.setLoggerMode(LoggerMode.Error)

@@ -690,3 +690,15 @@ def test_tab_starts_the_dream_from_the_real_screen_and_r_resyncs():
     finally:
         viewer.close()
         env.close()
+
+
+def test_the_viewer_makes_its_dream_with_the_one_dream_factory(square_checkpoint, monkeypatch):
+    calls = []
+    make_dream = envs.make_dream
+    monkeypatch.setattr(envs, "make_dream", lambda *a, **kw: (calls.append((a, kw)), make_dream(*a, **kw))[1])
+    env = play_mod.make_env(PlayConfig(checkpoint=str(square_checkpoint), device="cpu", task="none"))
+    try:
+        assert calls and calls[0][0] == ("GlassWorld-v0",) and calls[0][1]["checkpoint"] == str(
+            square_checkpoint.resolve()) and calls[0][1]["task"] == "none"
+    finally:
+        env.close()
