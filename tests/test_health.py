@@ -163,3 +163,18 @@ def test_ship_script_puts_a_health_report_in_the_card_and_keeps_its_eval(tmp_pat
     card = load_checkpoint(ckpt)["card"]
     assert card["health"] == health and card["eval"]["psnr"] == 1.0 and card["health_source"]["clips"] == 64
     assert json.loads(ckpt.with_suffix(".json").read_text())["health"]["healthy"] is True
+
+
+def test_training_warns_the_moment_the_agent_mask_collapses(caplog):
+    from worldmodel.health import MaskWatch
+
+    watch = MaskWatch(32, 32)
+    mask = torch.zeros(2, 3, 1, 32, 32)
+    mask[..., 4:10, 4:10] = 1.0
+    with caplog.at_level("WARNING", logger="worldmodel.train"):
+        assert watch.update(torch.zeros_like(mask), 1) == 0.0  # not formed yet: no warning
+        assert watch.update(mask, 2) == 1.0
+        assert not caplog.records
+        watch.update(torch.ones_like(mask), 3)  # floods the frame: collapsed
+    assert len(caplog.records) == 1 and "collapsed at step 3" in caplog.records[0].getMessage()
+    assert "found on 0%" in watch.final_problem()

@@ -78,7 +78,7 @@ class AgentLookAccumulator:
         b, t = video.shape[:2]
         scale = max(self.height, self.width) / M.POSITION_SCALE_PX
         found_pos, found = M.locate_agent(gen_mask.float().cpu(), self.mask_threshold,
-                                          self.min_mask_area * scale * scale)  # (B, T, 2), (B, T)
+                                          M.area_at_scale(self.min_mask_area, self.height, self.width))
         default = torch.tensor([round(DEFAULT_CROP_64[0] * scale), round(DEFAULT_CROP_64[1] * scale)])
         video, gen, gt_pos = video.cpu(), gen.cpu(), gt_pos.cpu().float()
         for h in self.horizons:

@@ -30,6 +30,7 @@ A check whose evidence is missing (e.g. no generated frames) is a problem too: u
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ import numpy as np
 import torch
 
 from . import metrics as M
+
+_train_log = logging.getLogger("worldmodel.train")  # the mask watch speaks in the training log
 
 
 class UnhealthyWorldError(ValueError):
@@ -172,8 +175,8 @@ class HealthAccumulator:
 
     def add_real_masks(self, mask: torch.Tensor) -> None:
         """mask: (B, T, 1, H, W) the model's agent masks of real frames."""
-        scale = max(self.height, self.width) / M.POSITION_SCALE_PX
-        _, found = M.locate_agent(mask, self.cfg.mask_threshold, self.cfg.min_mask_area * scale * scale)
+        _, found = M.locate_agent(mask, self.cfg.mask_threshold,
+                                  M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
         self.found.append(found.reshape(-1).cpu().numpy())
 
     def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08) -> None:
@@ -271,17 +274,14 @@ class MaskWatch:
 
     def update(self, mask: torch.Tensor, step: int) -> float:
         """mask: (B, T, 1, H, W) in [0, 1]; returns the share of frames with an agent found."""
-        import logging
-
-        scale = max(self.height, self.width) / M.POSITION_SCALE_PX
         _, found = M.locate_agent(mask.detach().float(), self.cfg.mask_threshold,
-                                  self.cfg.min_mask_area * scale * scale)
+                                  M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
         share = float(found.float().mean())
         if share >= self.formed_above:
             self.warned_at = None  # formed (again): a later collapse is news
         elif self.best >= self.formed_above and share < self.collapse_below and self.warned_at is None:
             self.warned_at = step
-            logging.getLogger("worldmodel.train").warning(
+            _train_log.warning(
                 "HEALTH: the agent mask collapsed at step %d: an agent is found on %.0f%% of training frames (it was "
                 "%.0f%%); the mask is empty or floods the frame", step, 100 * share, 100 * self.best)
         self.best, self.last = max(self.best, share), share

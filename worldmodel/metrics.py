@@ -39,6 +39,11 @@ ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 POSITION_SCALE_PX = 64.0
 
 
+def area_at_scale(area_64: float, height: int, width: int) -> float:
+    """An area given in pixels of a 64-px frame (``POSITION_SCALE_PX``) in pixels of a ``height`` x ``width`` frame."""
+    return area_64 * (max(height, width) / POSITION_SCALE_PX) ** 2
+
+
 def _np(x: ArrayLike) -> np.ndarray:
     """Any array-like (tensor on any device included) as a float64 numpy array."""
     if isinstance(x, torch.Tensor):

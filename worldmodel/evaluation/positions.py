@@ -53,8 +53,7 @@ class PositionScores:
 
     def __init__(self, cfg: EvalConfig, model: Any, h: int, w: int) -> None:
         self.cfg, self.model, self.h, self.w = cfg, model, h, w
-        scale = max(h, w) / M.POSITION_SCALE_PX
-        self.min_area_px = cfg.min_mask_area * scale * scale  # eval.min_mask_area at the frame's scale
+        self.min_area_px = M.area_at_scale(cfg.min_mask_area, h, w)  # eval.min_mask_area at the frame's scale
         self.look = AgentLookAccumulator(h, w, cfg.horizons, cfg.mask_threshold, cfg.min_mask_area)
         self.pred: list[np.ndarray] = []  # (B, T, 2) generated agent positions, NaN = no agent found
         self.gt: list[np.ndarray] = []  # (B, T, 2) GT positions
