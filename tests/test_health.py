@@ -21,7 +21,8 @@ from worldmodel.health import HealthAccumulator, HealthEvidence, UnhealthyWorldE
 def healthy_evidence(**kw) -> HealthEvidence:
     base = dict(height=64, width=64, agent_found=0.99, psnr=30.0, copy_psnr=28.0, psnr_moving=15.0,
                 copy_psnr_moving=12.0, shift_step=(2.0, 1.5),
-                data_motion=(2.1, 1.4), motion_source="ground-truth shifts", code_counts=[40, 30, 30, 0], frames=100)
+                data_motion=(2.1, 1.4), motion_source="ground-truth shifts", code_counts=[40, 30, 30, 0], frames=100,
+                shift_explained=0.8, track_moves=50)
     return HealthEvidence(**{**base, **kw})
 
 
@@ -41,6 +42,7 @@ def test_a_healthy_world_has_no_problems():
     ({"shift_step": (12.7, 1.5), "data_motion": (None, 1.4)}, "never moves along x"),
     ({"shift_step": (0.0, 1.5)}, "moves ~2.1 px per step along x"),
     ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
+    ({"shift_explained": 0.1}, "explain 10% of the motion of the model's own segmented agent (needs >= 25%)"),
 ])
 def test_each_failed_check_is_a_named_problem(change, words):
     h = assess(healthy_evidence(**change))
@@ -76,6 +78,46 @@ def test_accumulator_locates_agents_with_the_shared_rule():
     assert ev.copy_psnr == pytest.approx(10 * np.log10(3072 / 48), abs=1e-3) and ev.psnr > ev.copy_psnr
     assert ev.agent_found == pytest.approx(3 / 6) and ev.frames == 6
     assert ev.data_motion == (2.0, None) and ev.motion_source == "ground-truth shifts"
+
+
+def test_too_few_moves_of_the_segmented_agent_is_a_warning():
+    h = assess(healthy_evidence(shift_explained=None, track_moves=3))
+    assert h["healthy"] and h["shift_explained"] is None and "moved on only 3 real transitions" in h["warnings"][0]
+
+
+def _moving_square(steps: int = 9, dx: int = 2) -> torch.Tensor:
+    """(2, steps, 1, 32, 32): a 5x5 agent moving dx px right per frame in two clips."""
+    masks = torch.zeros(2, steps, 1, 32, 32)
+    for t in range(steps):
+        masks[:, t, :, 10:15, 2 + dx * t:7 + dx * t] = 1.0
+    return masks
+
+
+@pytest.mark.parametrize("estimate, explained", [((2.0, 0.0), 1.0), ((0.0, 0.0), 0.0), ((1.0, 0.0), 0.5),
+                                                 ((0.0, 2.0), 1 - 2 ** 0.5), ((-2.0, 0.0), -1.0)])
+def test_shift_explained_compares_estimates_with_the_segmented_agents_own_motion(estimate, explained):
+    acc = HealthAccumulator(32, 32)
+    masks = _moving_square()
+    est = torch.tensor(estimate).expand(2, 8, 2)
+    acc.add_agent_track(masks, est)
+    ev = acc.evidence((2.0, 0.0), 4)
+    assert ev.track_moves == 16 and ev.shift_explained == pytest.approx(explained, abs=1e-6)
+    # without ground truth the axes are judged by how the segmented agent moved, not by the estimator
+    assert ev.data_motion == (2.0, None) and ev.motion_source == "the motion of the model's segmented agent"
+    h = assess(ev)
+    assert (explained >= 0.25) == (not any("segmented agent" in p for p in h["problems"])), h["problems"]
+
+
+def test_agent_track_skips_frames_without_an_agent_and_teleports():
+    acc = HealthAccumulator(32, 32)
+    masks = _moving_square(steps=12, dx=1)
+    masks[0, 5] = 0.0  # clip 0 loses its agent on frame 5: transitions 4->5 and 5->6 are not scored
+    masks[1, 11] = 0.0
+    masks[1, 11, :, 25:30, 0:5] = 1.0  # clip 1: the mask jumps across the frame on its last transition
+    acc.add_agent_track(masks, torch.tensor([1.0, 0.0]).expand(2, 11, 2))
+    d, s = acc._track()
+    assert len(d) == 9 + 10 and torch.allclose(d, torch.tensor([1.0, 0.0]).expand_as(d))
+    assert acc.evidence((1.0, 0.0), 4).shift_explained == pytest.approx(1.0)
 
 
 def _degenerate(tmp_path: Path) -> Path:

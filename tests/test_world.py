@@ -39,6 +39,27 @@ def test_world_end_to_end_then_resume(tmp_path, capsys):
     assert main(args) == 0, capsys.readouterr().err
     assert load_checkpoint(out / "run" / "checkpoint.pt")["step"] in (steps, steps + 1)
 
+    # the development table reads the world folder and runs the held-controls check on it
+    card = json.loads((out / "world.json").read_text())  # re-shipped by the second run
+    dev_table = _script("dev_table")
+    assert dev_table.main([str(out), "--names", "tiny", "--out", str(tmp_path / "table")]) == 0
+    row = json.loads((tmp_path / "table.json").read_text())[0]
+    assert row["name"] == "tiny" and row["healthy"] == card["health"]["healthy"]
+    assert row["agent_found"] == card["health"]["agent_found"] and row["minutes"] == card["world_minutes"]
+    assert row["held_shift_err_64px"] is None or row["held_shift_err_64px"] >= 0
+    assert "| tiny |" in (tmp_path / "table.md").read_text()
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
 
 def test_world_refuses_a_missing_source(tmp_path, capsys):
     assert main(["world", str(tmp_path / "nope"), str(tmp_path / "w")]) == 2

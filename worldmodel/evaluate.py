@@ -56,7 +56,7 @@ from .evaluation.gma import CodeScores, GmaScores
 from .evaluation.networks import FeatureNets, load_networks
 from .evaluation.networks import load_i3d, load_inception, load_perceptual  # noqa: F401 - still importable from here
 from .evaluation.positions import KeypointScores, PositionScores
-from .health import HealthAccumulator, assess
+from .health import HealthAccumulator, assess, health_summary
 from .models import generation_of
 
 log = logging.getLogger(__name__)
@@ -304,10 +304,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def health_line(health: dict[str, Any]) -> str:
     """One block saying whether the world is healthy, its key figures, and each problem and warning."""
-    found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
-    head = (f"health: {'HEALTHY' if health.get('healthy') else 'UNHEALTHY'} (agent found on {found} of "
-            f"{health.get('frames', 0)} real frames, beats copying frame 0: {health.get('beats_copy')}, shift grid "
-            f"ok: {health.get('shift_grid_ok')}, codes used: {health.get('codes_used')}/{health.get('num_codes')})")
+    head = "health: " + health_summary(health)
     return "\n".join([head, *(f"  problem: {p}" for p in health.get("problems", [])),
                        *(f"  warning: {w}" for w in health.get("warnings", []))])
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .health import health_summary
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
 from .envinfo import estimate_shift_grid, recorded_places, spread_clip_batches
@@ -168,11 +169,8 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
     if health is None:
         lines.append("- health: **not checked** (no `glassworld eval` in this card)")
     else:
-        found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
-        lines.append(f"- health: **{'healthy' if health.get('healthy') else 'UNHEALTHY'}** (agent found on "
-                     f"{found} of real frames, beats copying frame 0: {health.get('beats_copy')}, "
-                     f"shift grid ok: {health.get('shift_grid_ok')}, codes used: {health.get('codes_used')}/"
-                     f"{health.get('num_codes')})")
+        verdict, figures = health_summary(health).split(" ", 1)
+        lines.append(f"- health: **{verdict}** {figures}")
         lines += [f"  - problem: {p}" for p in health.get("problems", [])]
         lines += [f"  - warning: {w}" for w in health.get("warnings", [])]
     grid = env.get("shift_grid")

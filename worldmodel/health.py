@@ -19,7 +19,15 @@ Checks (each a key of the ``health`` dict):
   on every frame where nothing moved.
 * ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
   axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
-  when the dataset has them, else the model's own motion estimates on the real clips). Problem when False.
+  when the dataset has them, else the motion of the model's own segmented agent: the displacement of the located
+  mask between consecutive real frames, which the shift estimator does not produce). Problem when False.
+* ``shift_explained``: how much of the motion of the model's own segmented agent its shift estimates explain:
+  ``1 - sum |d - s| / sum |d|`` over consecutive real frames where the located agent moved (``d``: its
+  displacement, ``s``: the model's estimate of the agent's motion, both px; teleports left out). 1: the global
+  action is exactly how the segmented agent moves; 0: no better than saying it never moves. Problem below
+  :attr:`HealthConfig.min_shift_explained`: the global action does not move what the model calls the agent (a
+  shift estimator stuck at a constant, or a mask on something the shift does not follow). Needs no ground truth,
+  so it also judges video nobody labelled. Too few moving transitions: a warning (it cannot be checked).
 * ``codes_used``: local-action codes that explain at least :attr:`HealthConfig.min_code_share` of the inferred
   transitions. Fewer than :attr:`HealthConfig.min_codes_used` is a *warning* (local actions then do nothing
   visible; the world still plays by its shifts), not a problem.
@@ -57,6 +65,9 @@ class HealthConfig:
     min_code_share: float = 0.01  # a code "in use" explains at least 1 % of transitions
     mask_threshold: float = 0.5  # as the envs' locator (worldmodel.metrics.locate_agent)
     min_mask_area: float = 4.0  # agent pixels at the 64-px scale, as eval's mdr
+    min_shift_explained: float = 0.25  # the shift estimates must explain a quarter of the segmented agent's motion
+    min_track_moves: int = 16  # moving transitions of the segmented agent needed before shift_explained is judged
+    track_min_move: float = 0.5  # px at the 64-px scale: a smaller displacement of the mask centroid is no move
 
 
 @dataclass
@@ -74,6 +85,8 @@ class HealthEvidence:
     data_motion: tuple[float | None, float | None] | None = None  # typical |motion| per axis; None on an axis: still
     motion_source: str = "unknown"
     code_counts: list[int] | None = None  # transitions per code
+    shift_explained: float | None = None  # share of the segmented agent's motion explained by the shift estimates
+    track_moves: int = 0  # moving transitions behind shift_explained
     frames: int = 0  # real frames behind agent_found
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +123,7 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     grid_ok, grid_problem = _shift_grid_check(ev, cfg)
     if grid_problem:
         problems.append(grid_problem)
+    explained = _explained_check(ev, cfg, problems, warnings)
     # codes
     used = None
     if ev.code_counts is not None and sum(ev.code_counts) > 0:
@@ -127,7 +141,8 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
         "copy_psnr_moving": _round(ev.copy_psnr_moving), "shift_grid_ok": grid_ok,
         "shift_step": None if ev.shift_step is None else [round(float(s), 3) for s in ev.shift_step],
         "data_motion": None if ev.data_motion is None else [_round(m) for m in ev.data_motion],
-        "motion_source": ev.motion_source, "codes_used": used,
+        "motion_source": ev.motion_source, "shift_explained": explained, "track_moves": ev.track_moves,
+        "codes_used": used,
         "num_codes": None if ev.code_counts is None else len(ev.code_counts), "frames": ev.frames,
         "thresholds": asdict(cfg),
     }
@@ -155,6 +170,19 @@ def _shift_grid_check(ev: HealthEvidence, cfg: HealthConfig) -> tuple[bool | Non
     return True, None
 
 
+def _explained_check(ev: HealthEvidence, cfg: HealthConfig, problems: list[str], warnings: list[str]) -> float | None:
+    """Adds the shift_explained problem or warning; returns the rounded figure."""
+    if ev.shift_explained is None:
+        warnings.append(f"the model's segmented agent moved on only {ev.track_moves} real transitions (needs >= "
+                        f"{cfg.min_track_moves}): whether the shift estimates explain its motion is unchecked")
+        return None
+    if ev.shift_explained < cfg.min_shift_explained:
+        problems.append(f"the shift estimates explain {ev.shift_explained:.0%} of the motion of the model's own "
+                        f"segmented agent (needs >= {cfg.min_shift_explained:.0%}): the global action does not move "
+                        "what the model calls the agent")
+    return _round(ev.shift_explained)
+
+
 def _round(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(float(x), nd)
 
@@ -172,12 +200,50 @@ class HealthAccumulator:
     codes: list[np.ndarray] = field(default_factory=list)
     motion: list[torch.Tensor] = field(default_factory=list)
     motion_is_gt: bool = False
+    track_moves: list[torch.Tensor] = field(default_factory=list)  # (N, 2) segmented agent's displacements, px
+    track_shifts: list[torch.Tensor] = field(default_factory=list)  # (N, 2) the model's estimates of them, px
 
     def add_real_masks(self, mask: torch.Tensor) -> None:
         """mask: (B, T, 1, H, W) the model's agent masks of real frames."""
         _, found = M.locate_agent(mask, self.cfg.mask_threshold,
                                   M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
         self.found.append(found.reshape(-1).cpu().numpy())
+
+    def add_agent_track(self, mask: torch.Tensor, shifts: torch.Tensor | None) -> None:
+        """The motion of the model's own segmented agent, and the model's estimate of it.
+
+        Args:
+            mask: (B, T, 1, H, W) the model's agent masks of real frames (located by the shared rule).
+            shifts: (B, T-1, 2) the model's estimates of the agent's motion (dx, dy) px, or None without them.
+        """
+        pos, found = M.locate_agent(mask.float(), self.cfg.mask_threshold,
+                                    M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
+        ok = (found[:, 1:] & found[:, :-1]).cpu()  # (B, T-1): located on both frames
+        d = (pos[:, 1:] - pos[:, :-1]).float().cpu()  # (B, T-1, 2)
+        self.track_moves.append(d[ok])
+        if shifts is not None:
+            self.track_shifts.append(shifts.float().cpu().reshape(d.shape)[ok])
+
+    def _track(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Displacements (N, 2) of the segmented agent without teleports, and the estimates (N, 2) or None."""
+        d = torch.cat(self.track_moves) if self.track_moves else torch.zeros(0, 2)
+        s = torch.cat(self.track_shifts) if self.track_shifts else None
+        norm = d.norm(dim=1)
+        moving = norm[norm > 0]
+        if moving.numel():
+            keep = norm <= M.JUMP_FACTOR * float(torch.quantile(moving, 0.95))  # a jump is no action's doing
+            d, s = d[keep], None if s is None else s[keep]
+        return d, s
+
+    def _shift_explained(self, d: torch.Tensor, s: torch.Tensor | None) -> tuple[float | None, int]:
+        """``1 - sum |d - s| / sum |d|`` over transitions where the segmented agent moved, and their number."""
+        floor = self.cfg.track_min_move * max(self.height, self.width) / 64.0
+        moved = d.norm(dim=1) > floor
+        n = int(moved.sum())
+        if s is None or n < self.cfg.min_track_moves:
+            return None, n
+        dm, sm = d[moved].double(), s[moved].double()
+        return float(1.0 - (dm - sm).norm(dim=1).sum() / dm.norm(dim=1).sum()), n
 
     def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08) -> None:
         """video, gen: (B, T, 3, H, W) in [0, 1]. Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
@@ -207,10 +273,16 @@ class HealthAccumulator:
         from .envinfo import typical_magnitude
 
         found = np.concatenate(self.found) if self.found else np.zeros(0, bool)
-        data_motion = None
+        d, s = self._track()
+        explained, moves = self._shift_explained(d, s)
+        data_motion, source = None, "unknown"
         if self.motion:
             allm = torch.cat(self.motion)
             data_motion = (typical_magnitude(allm[:, 0]), typical_magnitude(allm[:, 1]))
+            source = "ground-truth shifts" if self.motion_is_gt else "the model's motion estimates"
+        if not self.motion_is_gt and len(d):  # without ground truth: how the segmented agent moved, not the estimator
+            data_motion = (typical_magnitude(d[:, 0]), typical_magnitude(d[:, 1]))
+            source = "the motion of the model's segmented agent"
         counts = None
         if self.codes and num_codes:
             counts = np.bincount(np.concatenate(self.codes).astype(np.int64), minlength=num_codes).tolist()
@@ -219,9 +291,8 @@ class HealthAccumulator:
             psnr=_pooled_psnr(self.sq_err[0], self.counts[0]), copy_psnr=_pooled_psnr(self.sq_err[1], self.counts[0]),
             psnr_moving=_pooled_psnr(self.sq_err[2], self.counts[1]),
             copy_psnr_moving=_pooled_psnr(self.sq_err[3], self.counts[1]), shift_step=shift_step, data_motion=data_motion,
-            motion_source=("ground-truth shifts" if self.motion_is_gt else "the model's motion estimates")
-            if self.motion else "unknown",
-            code_counts=counts, frames=int(found.size))
+            motion_source=source, code_counts=counts, frames=int(found.size), shift_explained=explained,
+            track_moves=moves)
 
 
 def _pooled_psnr(sq_err: float, count: float) -> float | None:
@@ -230,6 +301,17 @@ def _pooled_psnr(sq_err: float, count: float) -> float | None:
         return None
     mse = sq_err / count
     return 100.0 if mse <= 1e-10 else float(min(100.0, 10 * np.log10(1.0 / mse)))
+
+
+def health_summary(health: dict[str, Any]) -> str:
+    """One line of a health dict's verdict and key figures (eval's table and the model card both print it)."""
+    found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
+    expl = health.get("shift_explained")
+    return (f"{'HEALTHY' if health.get('healthy') else 'UNHEALTHY'} (agent found on {found} of "
+            f"{health.get('frames', 0)} real frames, beats copying frame 0: {health.get('beats_copy')}, shift grid "
+            f"ok: {health.get('shift_grid_ok')}, shifts explain the agent's motion: "
+            f"{'-' if expl is None else f'{expl:.0%}'}, codes used: {health.get('codes_used')}/"
+            f"{health.get('num_codes')})")
 
 
 def card_health(card: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -37,9 +37,13 @@ class GmaScores:
                 self.iou.append(M.soft_iou(pred, batch["mask"].to(self.device)).cpu().numpy().ravel())
         if "shift" in batch:
             self.health.add_motion(batch["shift"][:, 1:], ground_truth=True)
-        if self.has_shifts and ("shift" in batch or "bg_shift" in batch or not self.health.motion_is_gt):
+        fg = None
+        if self.has_shifts:
             fg, bg = self.model.estimate_shifts(video)  # (B, T-1, 2) each
             self.health.add_motion(fg, ground_truth=False)
+        if self.has_segment:
+            self.health.add_agent_track(pred, fg)  # the shift estimates vs the segmented agent's own motion
+        if fg is not None:
             for key, est in (("shift", fg), ("bg_shift", bg)):
                 if key in batch:
                     gt = batch[key][:, 1:].numpy()  # (B, T-1, 2): transitions into frames 1..T-1
