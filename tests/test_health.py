@@ -220,3 +220,17 @@ def test_training_warns_the_moment_the_agent_mask_collapses(caplog):
         watch.update(torch.ones_like(mask), 3)  # floods the frame: collapsed
     assert len(caplog.records) == 1 and "collapsed at step 3" in caplog.records[0].getMessage()
     assert "found on 0%" in watch.final_problem()
+
+
+def test_training_warns_once_when_the_agent_mask_never_forms(caplog):
+    from worldmodel.health import MaskWatch
+
+    watch = MaskWatch(32, 32, formed_by_step=20)
+    empty = torch.zeros(2, 3, 1, 32, 32)
+    with caplog.at_level("WARNING", logger="worldmodel.train"):
+        for step in (0, 10, 19):
+            watch.update(empty, step)
+        assert not caplog.records  # not yet due
+        for step in (20, 30, 40):
+            watch.update(empty, step)
+    assert len(caplog.records) == 1 and "after 20 steps the agent mask has not formed" in caplog.records[0].getMessage()

@@ -342,7 +342,7 @@ class MaskWatch:
     :meth:`update` takes the model's masks of real training frames, returns the share of frames on which the shared
     locator finds an agent (logged as ``health/agent_found``), and logs a warning when that share falls below
     ``collapse_below`` after having reached ``formed_above`` — an agent mask that was found and then emptied or
-    flooded the frame. :meth:`final_problem` says, at the end of training, whether the agent is still not found.
+    flooded the frame — and once when the mask has not reached ``formed_above`` by step ``formed_by_step``. :meth:`final_problem` says, at the end of training, whether the agent is still not found.
     """
 
     height: int
@@ -350,9 +350,11 @@ class MaskWatch:
     cfg: HealthConfig = field(default_factory=HealthConfig)
     formed_above: float = 0.5
     collapse_below: float = 0.1
+    formed_by_step: int = 250  # an agent mask not formed by then is warned about once (it may never form)
     best: float = 0.0
     last: float | None = None
     warned_at: int | None = None
+    warned_unformed: bool = False
 
     def update(self, mask: torch.Tensor, step: int) -> float:
         """mask: (B, T, 1, H, W) in [0, 1]; returns the share of frames with an agent found."""
@@ -367,6 +369,11 @@ class MaskWatch:
                 "HEALTH: the agent mask collapsed at step %d: an agent is found on %.0f%% of training frames (it was "
                 "%.0f%%); the mask is empty or floods the frame", step, 100 * share, 100 * self.best)
         self.best, self.last = max(self.best, share), share
+        if step >= self.formed_by_step and self.best < self.formed_above and not self.warned_unformed:
+            self.warned_unformed = True
+            _train_log.warning(
+                "HEALTH: after %d steps the agent mask has not formed: an agent is found on at most %.0f%% of "
+                "training frames (the mask is empty or floods the frame)", step, 100 * self.best)
         return share
 
     def final_problem(self) -> str | None:

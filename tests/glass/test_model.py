@@ -113,6 +113,58 @@ def test_balanced_mask_loss_weighs_agent_and_background_equally() -> None:
     assert float(balanced_l1(pred, even)) == pytest.approx(float((pred - even).abs().mean()))  # = plain L1
 
 
+def test_motion_map_marks_what_moves_and_skips_frames_that_change_everywhere() -> None:
+    from worldmodel.glass.losses import motion_map
+
+    frames = _clips(b=1, t=3)
+    frames[0, 2] = -frames[0, 2]  # frame 2: every pixel changes (a cut)
+    moving = motion_map(frames, change=0.08)
+    assert moving.shape == (1, 3, 1, 32, 32)
+    assert float(moving[0, 2].sum()) == 0  # the cut says nothing about where the agent is
+    square = torch.zeros(32, 32, dtype=torch.bool)
+    square[6:14, 4:15] = True  # the square on frames 0 and 1 (x 4..11, then 7..14)
+    assert bool((moving[0, 0, 0] <= square).all()) and bool((moving[0, 0, 0] > 0).any())  # only the square moves
+    assert float(moving[0, 1].sum()) == 0  # frame 1 borders the cut: most of its pixels change too
+
+
+def test_motion_guard_loss_pulls_only_masks_that_locate_nothing() -> None:
+    from worldmodel.glass.losses import motion_guard_loss, motion_map
+
+    frames = _clips(b=1, t=3)
+    moving = motion_map(frames[:, :2], change=0.08)  # (1, 2, 1, H, W)
+    empty = torch.zeros(1, 2, 1, 32, 32)
+    assert float(motion_guard_loss(empty, moving, min_area_px=4)) == pytest.approx(1.0)
+    found = empty.clone()
+    found[..., 20:23, 20:23] = 1.0  # 9 px above 0.5, somewhere else: the agent is located, the guard is off
+    assert float(motion_guard_loss(found, moving, min_area_px=4)) == 0.0
+    half = empty.clone()
+    half[:, 0, ..., 20:23, 20:23] = 1.0  # frame 0 located, frame 1 empty: half the frames are lost
+    assert float(motion_guard_loss(half, moving, min_area_px=4)) == pytest.approx(0.5)
+
+
+def test_motion_guard_forms_the_mask_of_a_small_agent() -> None:
+    """A 3x3 agent (0.9 % of the frame) at the size prior: without the guard the mask stays empty (L_SIZE is met
+    by a uniformly faint mask and L_BIN pulls it down); with it, the mask locates the agent on every frame."""
+    from worldmodel.metrics import locate_agent
+
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(4, 1, 3, 32, 32, generator=g) * 0.6 - 0.8).expand(4, 4, 3, 32, 32).clone()
+    for i in range(4):
+        for k in range(4):
+            frames[i, k, :, 6 + 4 * i:9 + 4 * i, 4 + 2 * k:7 + 2 * k] = torch.tensor([0.9, 0.2, -0.3])[:, None, None]
+    found = {}
+    for guard in (0.0, 1.0):
+        model = _model(mask_size=0.009, w_motion_guard=guard, pretraining_steps=1000)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for step in range(30):
+            total, _, aux = model.training_losses(frames, step)
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        found[guard] = float(locate_agent(aux["mask"], 0.5, 1.0)[1].float().mean())
+    assert found[0.0] < 0.5 and found[1.0] >= 0.9, found
+
+
 def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
     model = _model(mask_size=0.05).eval()
     with torch.no_grad():

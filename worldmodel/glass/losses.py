@@ -13,7 +13,7 @@ import torch.nn.functional as F
 TERMS = (  # every loss term, in the order of method.md 5
     "reconstruction", "foreground", "background", "background_perceptual", "binary_mask", "mask_size",
     "multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq", "mask_reconstruction",
-    "mask_area",
+    "mask_area", "motion_guard",
 )
 LMA_TERMS = ("multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq",
              "mask_reconstruction", "mask_area")
@@ -127,3 +127,31 @@ def balanced_l1(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> 
     pos = (target * err).sum() / target.sum().clamp_min(eps)
     neg = ((1 - target) * err).sum() / (1 - target).sum().clamp_min(eps)
     return 0.5 * (pos + neg)
+
+
+def motion_map(frames: torch.Tensor, change: float, max_share: float = 0.5) -> torch.Tensor:
+    """Pixels of each frame that change between it and a neighbouring frame (B, T, 1, H, W) float {0, 1}.
+
+    frames (B, T, 3, H, W) in [-1, 1]; a pixel changes when a channel moves by more than ``change`` (in [0, 1]
+    units). Frames where more than ``max_share`` of the pixels change (a cut, a flash, a panning camera) get an
+    empty map: their motion says nothing about where the agent is.
+    """
+    d = (frames[:, 1:] - frames[:, :-1]).abs().amax(dim=2, keepdim=True) > 2 * change  # (B, T-1, 1, H, W)
+    moving = torch.zeros_like(frames[:, :, :1], dtype=torch.bool)
+    moving[:, 1:] |= d
+    moving[:, :-1] |= d
+    calm = moving.float().mean(dim=(2, 3, 4), keepdim=True) <= max_share
+    return (moving & calm).float()
+
+
+def motion_guard_loss(mask: torch.Tensor, moving: torch.Tensor, min_area_px: float) -> torch.Tensor:
+    """L_GUARD: on frames whose mask locates no agent, mean of (1 - m) over the moving pixels; 0 elsewhere.
+
+    mask (B, T, 1, H, W) in [0, 1]; moving (B, T, 1, H, W) {0, 1} (:func:`motion_map`); a frame's mask locates
+    an agent when at least ``min_area_px`` pixels exceed 0.5 (the rule of :func:`worldmodel.metrics.locate_agent`;
+    a flooding mask is L_SIZE's business). Averaged over all frames, so it fades as fewer frames are lost.
+    """
+    empty = ((mask.detach() > 0.5).float().sum(dim=(2, 3, 4)) < min_area_px)  # (B, T)
+    n_moving = moving.sum(dim=(2, 3, 4))  # (B, T)
+    miss = ((1 - mask) * moving).sum(dim=(2, 3, 4)) / n_moving.clamp_min(1)  # (B, T)
+    return (miss * (empty & (n_moving > 0)).float()).mean()

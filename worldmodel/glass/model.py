@@ -20,6 +20,7 @@ from torch import nn
 
 from ..api import State
 from ..base import WorldModelBase
+from ..metrics import area_at_scale
 from . import losses as L
 from .blocks import normalized_to_pixels, pixels_to_normalized, shift_images
 from .config import GlassConfig
@@ -240,6 +241,10 @@ class GlassModel(WorldModelBase):
                                                   g["bg_shifted"].flatten(0, 1)).mean()
         terms["binary_mask"] = L.binary_mask_loss(g["mask"])
         terms["mask_size"] = L.mask_size_loss(g["mask"], cfg.mask_size)
+        if cfg.w_motion_guard > 0:
+            min_area = area_at_scale(4.0, self.height, self.width)  # as the health checks' locator
+            terms["motion_guard"] = L.motion_guard_loss(
+                g["mask"], L.motion_map(frames, cfg.motion_guard_change), min_area)
 
         # ---- LMA: detached inputs; without gradients during GMA pretraining (its terms are x0 then)
         lma_on = cfg.lma_active(step)
