@@ -43,6 +43,7 @@ def test_a_healthy_world_has_no_problems():
     ({"shift_step": (0.0, 1.5)}, "moves ~2.1 px per step along x"),
     ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
     ({"shift_explained": 0.1}, "explain 10% of the motion of the model's own segmented agent (needs >= 25%)"),
+    ({"agent_pos_err": 6.3}, "not the labelled one: on real frames it is located 6.3 px from the ground-truth"),
 ])
 def test_each_failed_check_is_a_named_problem(change, words):
     h = assess(healthy_evidence(**change))
@@ -234,3 +235,16 @@ def test_training_warns_once_when_the_agent_mask_never_forms(caplog):
         for step in (20, 30, 40):
             watch.update(empty, step)
     assert len(caplog.records) == 1 and "after 20 steps the agent mask has not formed" in caplog.records[0].getMessage()
+
+
+def test_agent_pos_err_is_the_median_distance_to_the_labelled_agent_at_the_64px_scale():
+    acc = HealthAccumulator(64, 128)  # 64-px scale: distances x 0.5
+    masks = torch.zeros(1, 4, 1, 64, 128)
+    masks[..., 10:14, 20:24] = 1.0  # located at (21.5, 11.5) on every frame
+    masks[0, 3] = 0.0  # frame 3: nothing located, left out
+    gt = torch.tensor([[[21.5, 11.5], [21.5, 15.5], [31.5, 11.5], [0.0, 0.0]]])  # 0, 4 and 10 px away
+    acc.add_real_positions(masks, gt)
+    ev = acc.evidence((2.0, 1.0), 4)
+    assert ev.agent_pos_err == pytest.approx(2.0)  # median of 0, 2, 5 (px at the 64-px scale)
+    assert assess(ev)["agent_pos_err"] == pytest.approx(2.0)
+    assert HealthAccumulator(64, 64).evidence((2.0, 1.0), 4).agent_pos_err is None  # no labels: no check

@@ -28,6 +28,11 @@ Checks (each a key of the ``health`` dict):
   :attr:`HealthConfig.min_shift_explained`: the global action does not move what the model calls the agent (a
   shift estimator stuck at a constant, or a mask on something the shift does not follow). Needs no ground truth,
   so it also judges video nobody labelled. Too few moving transitions: a warning (it cannot be checked).
+* ``agent_pos_err`` (only on data with ground-truth agent positions): the median distance, px at a 64-px scale,
+  between where the model locates its agent on real frames and where the labelled agent is. Problem above
+  :attr:`HealthConfig.max_agent_pos_err`: the model found *something*, but not the agent (a lane of cars instead of
+  Freeway's chicken, both boxers instead of one). Unlabelled video has no such check: there, which moving thing is
+  the agent is the model's guess.
 * ``codes_used``: local-action codes that explain at least :attr:`HealthConfig.min_code_share` of the inferred
   transitions. Fewer than :attr:`HealthConfig.min_codes_used` is a *warning* (local actions then do nothing
   visible; the world still plays by its shifts), not a problem.
@@ -65,6 +70,7 @@ class HealthConfig:
     min_code_share: float = 0.01  # a code "in use" explains at least 1 % of transitions
     mask_threshold: float = 0.5  # as the envs' locator (worldmodel.metrics.locate_agent)
     min_mask_area: float = 4.0  # agent pixels at the 64-px scale, as eval's mdr
+    max_agent_pos_err: float = 3.0  # px at the 64-px scale: the located agent is the labelled one
     min_shift_explained: float = 0.25  # the shift estimates must explain a quarter of the segmented agent's motion
     min_track_moves: int = 16  # moving transitions of the segmented agent needed before shift_explained is judged
     track_min_move: float = 0.5  # px at the 64-px scale: a smaller displacement of the mask centroid is no move
@@ -86,6 +92,7 @@ class HealthEvidence:
     motion_source: str = "unknown"
     code_counts: list[int] | None = None  # transitions per code
     shift_explained: float | None = None  # share of the segmented agent's motion explained by the shift estimates
+    agent_pos_err: float | None = None  # median |located agent - labelled agent| on real frames, px at 64-px scale
     track_moves: int = 0  # moving transitions behind shift_explained
     frames: int = 0  # real frames behind agent_found
 
@@ -124,6 +131,10 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     if grid_problem:
         problems.append(grid_problem)
     explained = _explained_check(ev, cfg, problems, warnings)
+    if ev.agent_pos_err is not None and ev.agent_pos_err > cfg.max_agent_pos_err:
+        problems.append(f"the model's agent is not the labelled one: on real frames it is located {ev.agent_pos_err:.1f} "
+                        f"px from the ground-truth agent position (median, 64-px scale; needs <= "
+                        f"{cfg.max_agent_pos_err:g} px)")
     # codes
     used = None
     if ev.code_counts is not None and sum(ev.code_counts) > 0:
@@ -142,6 +153,7 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
         "shift_step": None if ev.shift_step is None else [round(float(s), 3) for s in ev.shift_step],
         "data_motion": None if ev.data_motion is None else [_round(m) for m in ev.data_motion],
         "motion_source": ev.motion_source, "shift_explained": explained, "track_moves": ev.track_moves,
+        "agent_pos_err": _round(ev.agent_pos_err),
         "codes_used": used,
         "num_codes": None if ev.code_counts is None else len(ev.code_counts), "frames": ev.frames,
         "thresholds": asdict(cfg),
@@ -202,6 +214,7 @@ class HealthAccumulator:
     motion_is_gt: bool = False
     track_moves: list[torch.Tensor] = field(default_factory=list)  # (N, 2) segmented agent's displacements, px
     track_shifts: list[torch.Tensor] = field(default_factory=list)  # (N, 2) the model's estimates of them, px
+    pos_errs: list[np.ndarray] = field(default_factory=list)  # located vs labelled agent on real frames, 64-px scale
 
     def add_real_masks(self, mask: torch.Tensor) -> None:
         """mask: (B, T, 1, H, W) the model's agent masks of real frames."""
@@ -223,6 +236,16 @@ class HealthAccumulator:
         self.track_moves.append(d[ok])
         if shifts is not None:
             self.track_shifts.append(shifts.float().cpu().reshape(d.shape)[ok])
+
+    def add_real_positions(self, mask: torch.Tensor, gt_pos: torch.Tensor | np.ndarray) -> None:
+        """mask: (B, T, 1, H, W) the model's agent masks of real frames; gt_pos: (B, T, 2) labelled positions px
+        (NaN where unknown). Frames where the model locates no agent are left out (``agent_found`` counts them)."""
+        pos, found = M.locate_agent(mask.float(), self.cfg.mask_threshold,
+                                    M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
+        gt = torch.as_tensor(np.asarray(gt_pos, dtype=np.float32)).reshape(pos.shape)
+        err = (pos.float().cpu() - gt).norm(dim=-1)[found.cpu()]  # (N,)
+        scale = M.POSITION_SCALE_PX / max(self.height, self.width)
+        self.pos_errs.append((err[torch.isfinite(err)] * scale).numpy())
 
     def _track(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Displacements (N, 2) of the segmented agent without teleports, and the estimates (N, 2) or None."""
@@ -292,7 +315,12 @@ class HealthAccumulator:
             psnr_moving=_pooled_psnr(self.sq_err[2], self.counts[1]),
             copy_psnr_moving=_pooled_psnr(self.sq_err[3], self.counts[1]), shift_step=shift_step, data_motion=data_motion,
             motion_source=source, code_counts=counts, frames=int(found.size), shift_explained=explained,
-            track_moves=moves)
+            track_moves=moves, agent_pos_err=_median(self.pos_errs))
+
+
+def _median(parts: list[np.ndarray]) -> float | None:
+    values = np.concatenate(parts) if parts else np.zeros(0)
+    return float(np.median(values)) if values.size else None
 
 
 def _pooled_psnr(sq_err: float, count: float) -> float | None:

@@ -33,6 +33,10 @@ class GmaScores:
         if self.has_segment:
             pred = self.model.segment(video)  # (B, T, 1, H, W)
             self.health.add_real_masks(pred)
+            if "mask" in batch or "pos" in batch:  # is the located agent the labelled one? (centroid vs centroid
+                # where the labelled mask is known: a dataset's ``pos`` may be another point of the agent)
+                gt_pos = (M.mask_centroid(batch["mask"], 0.5, 1.0).squeeze(2) if "mask" in batch else batch["pos"])
+                self.health.add_real_positions(pred, gt_pos)
             if "mask" in batch:
                 self.iou.append(M.soft_iou(pred, batch["mask"].to(self.device)).cpu().numpy().ravel())
         if "shift" in batch:
