@@ -87,7 +87,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         beats = (f"{_fmt(r['beats_copy'])} ({_fmt(r['psnr_moving'], '.1f')} / {_fmt(r['copy_psnr_moving'], '.1f')})")
         lines.append(
             f"| {r['name']} | {_fmt(r['healthy'])} | {_fmt(r['agent_found'], pct=True)} | "
-            f"{_fmt(r['shift_explained'], pct=True)} | {_fmt(r['held_shift_err_64px'])} | {_fmt(r['pos_err16_64px'])} | "
+            f"{_fmt(r['shift_explained'], pct=True)} | {_fmt(r['held_shift_err_64px'])} | "
+            f"{_fmt(r['pos_err16_64px'])} | "
             f"{_fmt(r['mdr'])} | {beats} | {_fmt(r['codes_used'], 'd')} | {_fmt(r['mask_size'], '.4f')} | "
             f"{_fmt(r['train_steps'], 'd')} | {_fmt(r['minutes'], '.0f')} ({_fmt(r['budget_min'], '.0f')}) |")
     lines.append("")

@@ -43,6 +43,7 @@ def test_a_healthy_world_has_no_problems():
     ({"shift_step": (0.0, 1.5)}, "moves ~2.1 px per step along x"),
     ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
     ({"shift_explained": 0.1}, "explain 10% of the motion of the model's own segmented agent (needs >= 25%)"),
+    ({"agent_kept": 0.9}, "the dream loses its agent: its rendered mask locates one on only 90% of generated"),
     ({"agent_pos_err": 6.3}, "not the labelled one: on real frames it is located 6.3 px from the ground-truth"),
 ])
 def test_each_failed_check_is_a_named_problem(change, words):
@@ -72,8 +73,10 @@ def test_accumulator_locates_agents_with_the_shared_rule():
     video[:, 1:, :, 4:8, 4:8] = 1.0  # 16 px change after frame 0 (48 values per frame)
     gen = video.clone()
     gen[:, 1:] += 0.1  # right where it moves, off by 0.1 elsewhere
-    acc.add_generation(video, gen.clamp(0, 1))
+    gen_mask = masks.clone()  # clip 0 keeps its agent on frames 1-2, clip 1 loses it
+    acc.add_generation(video, gen.clamp(0, 1), gen_mask=gen_mask)
     ev = acc.evidence((2.0, 0.0), 4)
+    assert ev.agent_kept == pytest.approx(2 / 4)
     assert ev.copy_psnr_moving == pytest.approx(0.0) and ev.psnr_moving == 100.0
     assert ev.psnr == pytest.approx(10 * np.log10(1 / (0.01 * (1 - 48 / 3072))), abs=1e-3)
     assert ev.copy_psnr == pytest.approx(10 * np.log10(3072 / 48), abs=1e-3) and ev.psnr > ev.copy_psnr

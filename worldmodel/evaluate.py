@@ -207,7 +207,7 @@ class _Families:
         self.codes.add(batch, video)
         gen, gen_mask = _generate(self.data.model, video)  # (B, T, 3, H, W), (B, T, 1, H, W)
         self.generation.add(video, gen)
-        self.health.add_generation(video, gen)
+        self.health.add_generation(video, gen, gen_mask=gen_mask)
         self.positions.add(batch, video, gen, gen_mask)
         self.keypoints.add(batch, video)
         return video.shape[0]

@@ -17,6 +17,9 @@ Checks (each a key of the ``health`` dict):
   losing there is a *warning* (the dream draws the static scene worse than a still image), not a problem. (Clips
   where nothing moves fall back to whole frames.) Pooled MSE, because a per-frame mean would give the copy 100 dB
   on every frame where nothing moved.
+* ``agent_kept``: share of generated frames (1..T-1 of the same clips, actions inferred from the real ones) on which
+  the model's own rendered mask still locates an agent. Problem below :attr:`HealthConfig.min_agent_kept`: the
+  dream loses its agent (the issue's ``mdr <= 0.05``, without needing labels).
 * ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
   axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
   when the dataset has them, else the motion of the model's own segmented agent: the displacement of the located
@@ -70,6 +73,7 @@ class HealthConfig:
     min_code_share: float = 0.01  # a code "in use" explains at least 1 % of transitions
     mask_threshold: float = 0.5  # as the envs' locator (worldmodel.metrics.locate_agent)
     min_mask_area: float = 4.0  # agent pixels at the 64-px scale, as eval's mdr
+    min_agent_kept: float = 0.95  # the dream keeps its agent on (almost) every generated frame
     max_agent_pos_err: float = 3.0  # px at the 64-px scale: the located agent is the labelled one
     min_shift_explained: float = 0.25  # the shift estimates must explain a quarter of the segmented agent's motion
     min_track_moves: int = 16  # moving transitions of the segmented agent needed before shift_explained is judged
@@ -92,6 +96,7 @@ class HealthEvidence:
     motion_source: str = "unknown"
     code_counts: list[int] | None = None  # transitions per code
     shift_explained: float | None = None  # share of the segmented agent's motion explained by the shift estimates
+    agent_kept: float | None = None  # share of generated frames with an agent located in the rendered mask
     agent_pos_err: float | None = None  # median |located agent - labelled agent| on real frames, px at 64-px scale
     track_moves: int = 0  # moving transitions behind shift_explained
     frames: int = 0  # real frames behind agent_found
@@ -111,6 +116,9 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     elif ev.agent_found < cfg.min_agent_found:
         problems.append(f"the agent is found on only {ev.agent_found:.0%} of real frames (needs >= "
                         f"{cfg.min_agent_found:.0%}): its mask is empty or floods the frame")
+    if ev.agent_kept is not None and ev.agent_kept < cfg.min_agent_kept:
+        problems.append(f"the dream loses its agent: its rendered mask locates one on only {ev.agent_kept:.0%} of "
+                        f"generated frames (needs >= {cfg.min_agent_kept:.0%})")
     # generation beats copying frame 0
     beats = None
     moving = ev.psnr_moving is not None and ev.copy_psnr_moving is not None
@@ -132,9 +140,9 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
         problems.append(grid_problem)
     explained = _explained_check(ev, cfg, problems, warnings)
     if ev.agent_pos_err is not None and ev.agent_pos_err > cfg.max_agent_pos_err:
-        problems.append(f"the model's agent is not the labelled one: on real frames it is located {ev.agent_pos_err:.1f} "
-                        f"px from the ground-truth agent position (median, 64-px scale; needs <= "
-                        f"{cfg.max_agent_pos_err:g} px)")
+        problems.append(f"the model's agent is not the labelled one: on real frames it is located "
+                        f"{ev.agent_pos_err:.1f} px from the ground-truth agent position (median, 64-px scale; "
+                        f"needs <= {cfg.max_agent_pos_err:g} px)")
     # codes
     used = None
     if ev.code_counts is not None and sum(ev.code_counts) > 0:
@@ -147,7 +155,8 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
         warnings.append("codes_used unknown: the model inferred no local actions")
     return {
         "healthy": not problems, "problems": problems, "warnings": warnings,
-        "agent_found": _round(ev.agent_found), "beats_copy": beats, "psnr": _round(ev.psnr),
+        "agent_found": _round(ev.agent_found), "agent_kept": _round(ev.agent_kept), "beats_copy": beats,
+        "psnr": _round(ev.psnr),
         "copy_psnr": _round(ev.copy_psnr), "psnr_moving": _round(ev.psnr_moving),
         "copy_psnr_moving": _round(ev.copy_psnr_moving), "shift_grid_ok": grid_ok,
         "shift_step": None if ev.shift_step is None else [round(float(s), 3) for s in ev.shift_step],
@@ -214,6 +223,7 @@ class HealthAccumulator:
     motion_is_gt: bool = False
     track_moves: list[torch.Tensor] = field(default_factory=list)  # (N, 2) segmented agent's displacements, px
     track_shifts: list[torch.Tensor] = field(default_factory=list)  # (N, 2) the model's estimates of them, px
+    kept: list[np.ndarray] = field(default_factory=list)  # generated frames 1..T-1: agent located or not
     pos_errs: list[np.ndarray] = field(default_factory=list)  # located vs labelled agent on real frames, 64-px scale
 
     def add_real_masks(self, mask: torch.Tensor) -> None:
@@ -268,8 +278,10 @@ class HealthAccumulator:
         dm, sm = d[moved].double(), s[moved].double()
         return float(1.0 - (dm - sm).norm(dim=1).sum() / dm.norm(dim=1).sum()), n
 
-    def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08) -> None:
-        """video, gen: (B, T, 3, H, W) in [0, 1]. Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
+    def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08,
+                       gen_mask: torch.Tensor | None = None) -> None:
+        """video, gen: (B, T, 3, H, W) in [0, 1]; gen_mask: (B, T, 1, H, W) the rendered agent masks, or None.
+        ``agent_kept`` counts frames 1..T-1 of ``gen_mask``. Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
         against the real ones; "moving" pixels are those where a channel of the real frame differs from frame 0 by
         more than ``change``."""
         real, pred = video[:, 1:].float(), gen[:, 1:].float()  # (B, T-1, 3, H, W)
@@ -279,6 +291,10 @@ class HealthAccumulator:
         self.sq_err += np.array([float(e_gen.sum()), float(e_copy.sum()), float(e_gen[moving].sum()),
                                  float(e_copy[moving].sum())])
         self.counts += np.array([real.numel(), float(moving.sum())])
+        if gen_mask is not None:
+            _, found = M.locate_agent(gen_mask[:, 1:].float(), self.cfg.mask_threshold,
+                                      M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
+            self.kept.append(found.reshape(-1).cpu().numpy())
 
     def add_codes(self, codes: torch.Tensor) -> None:
         """codes: (B, T-1) inferred local-action codes."""
@@ -313,9 +329,11 @@ class HealthAccumulator:
             height=self.height, width=self.width, agent_found=float(found.mean()) if found.size else None,
             psnr=_pooled_psnr(self.sq_err[0], self.counts[0]), copy_psnr=_pooled_psnr(self.sq_err[1], self.counts[0]),
             psnr_moving=_pooled_psnr(self.sq_err[2], self.counts[1]),
-            copy_psnr_moving=_pooled_psnr(self.sq_err[3], self.counts[1]), shift_step=shift_step, data_motion=data_motion,
+            copy_psnr_moving=_pooled_psnr(self.sq_err[3], self.counts[1]), shift_step=shift_step,
+            data_motion=data_motion,
             motion_source=source, code_counts=counts, frames=int(found.size), shift_explained=explained,
-            track_moves=moves, agent_pos_err=_median(self.pos_errs))
+            track_moves=moves, agent_pos_err=_median(self.pos_errs),
+            agent_kept=float(np.concatenate(self.kept).mean()) if self.kept else None)
 
 
 def _median(parts: list[np.ndarray]) -> float | None:
@@ -335,8 +353,10 @@ def health_summary(health: dict[str, Any]) -> str:
     """One line of a health dict's verdict and key figures (eval's table and the model card both print it)."""
     found = "-" if health.get("agent_found") is None else f"{health['agent_found']:.0%}"
     expl = health.get("shift_explained")
+    kept = "-" if health.get("agent_kept") is None else f"{health['agent_kept']:.0%}"
     return (f"{'HEALTHY' if health.get('healthy') else 'UNHEALTHY'} (agent found on {found} of "
-            f"{health.get('frames', 0)} real frames, beats copying frame 0: {health.get('beats_copy')}, shift grid "
+            f"{health.get('frames', 0)} real frames, kept on {kept} of generated ones, beats copying frame 0: "
+            f"{health.get('beats_copy')}, shift grid "
             f"ok: {health.get('shift_grid_ok')}, shifts explain the agent's motion: "
             f"{'-' if expl is None else f'{expl:.0%}'}, codes used: {health.get('codes_used')}/"
             f"{health.get('num_codes')})")
@@ -370,7 +390,8 @@ class MaskWatch:
     :meth:`update` takes the model's masks of real training frames, returns the share of frames on which the shared
     locator finds an agent (logged as ``health/agent_found``), and logs a warning when that share falls below
     ``collapse_below`` after having reached ``formed_above`` — an agent mask that was found and then emptied or
-    flooded the frame — and once when the mask has not reached ``formed_above`` by step ``formed_by_step``. :meth:`final_problem` says, at the end of training, whether the agent is still not found.
+    flooded the frame — and once when the mask has not reached ``formed_above`` by step ``formed_by_step``.
+    :meth:`final_problem` says, at the end of training, whether the agent is still not found.
     """
 
     height: int
