@@ -103,7 +103,7 @@ def test_shift_explained_compares_estimates_with_the_segmented_agents_own_motion
     acc = HealthAccumulator(32, 32)
     masks = _moving_square()
     est = torch.tensor(estimate).expand(2, 8, 2)
-    acc.add_agent_track(masks, est)
+    acc.add_real_masks(masks, shifts=est)
     ev = acc.evidence((2.0, 0.0), 4)
     assert ev.track_moves == 16 and ev.shift_explained == pytest.approx(explained, abs=1e-6)
     # without ground truth the axes are judged by how the segmented agent moved, not by the estimator
@@ -118,7 +118,7 @@ def test_agent_track_skips_frames_without_an_agent_and_teleports():
     masks[0, 5] = 0.0  # clip 0 loses its agent on frame 5: transitions 4->5 and 5->6 are not scored
     masks[1, 11] = 0.0
     masks[1, 11, :, 25:30, 0:5] = 1.0  # clip 1: the mask jumps across the frame on its last transition
-    acc.add_agent_track(masks, torch.tensor([1.0, 0.0]).expand(2, 11, 2))
+    acc.add_real_masks(masks, shifts=torch.tensor([1.0, 0.0]).expand(2, 11, 2))
     d, s = acc._track()
     assert len(d) == 9 + 10 and torch.allclose(d, torch.tensor([1.0, 0.0]).expand_as(d))
     assert acc.evidence((1.0, 0.0), 4).shift_explained == pytest.approx(1.0)
@@ -246,7 +246,7 @@ def test_agent_pos_err_is_the_median_distance_to_the_labelled_agent_at_the_64px_
     masks[..., 10:14, 20:24] = 1.0  # located at (21.5, 11.5) on every frame
     masks[0, 3] = 0.0  # frame 3: nothing located, left out
     gt = torch.tensor([[[21.5, 11.5], [21.5, 15.5], [31.5, 11.5], [0.0, 0.0]]])  # 0, 4 and 10 px away
-    acc.add_real_positions(masks, gt)
+    acc.add_real_masks(masks, gt_pos=gt)
     ev = acc.evidence((2.0, 1.0), 4)
     assert ev.agent_pos_err == pytest.approx(2.0)  # median of 0, 2, 5 (px at the 64-px scale)
     assert assess(ev)["agent_pos_err"] == pytest.approx(2.0)

@@ -226,36 +226,35 @@ class HealthAccumulator:
     kept: list[np.ndarray] = field(default_factory=list)  # generated frames 1..T-1: agent located or not
     pos_errs: list[np.ndarray] = field(default_factory=list)  # located vs labelled agent on real frames, 64-px scale
 
-    def add_real_masks(self, mask: torch.Tensor) -> None:
-        """mask: (B, T, 1, H, W) the model's agent masks of real frames."""
-        _, found = M.locate_agent(mask, self.cfg.mask_threshold,
-                                  M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
-        self.found.append(found.reshape(-1).cpu().numpy())
-
-    def add_agent_track(self, mask: torch.Tensor, shifts: torch.Tensor | None) -> None:
-        """The motion of the model's own segmented agent, and the model's estimate of it.
-
-        Args:
-            mask: (B, T, 1, H, W) the model's agent masks of real frames (located by the shared rule).
-            shifts: (B, T-1, 2) the model's estimates of the agent's motion (dx, dy) px, or None without them.
-        """
+    def _locate(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared locator at the checks' settings: mask (..., 1, H, W) -> positions (..., 2), found (...)."""
         pos, found = M.locate_agent(mask.float(), self.cfg.mask_threshold,
                                     M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
-        ok = (found[:, 1:] & found[:, :-1]).cpu()  # (B, T-1): located on both frames
-        d = (pos[:, 1:] - pos[:, :-1]).float().cpu()  # (B, T-1, 2)
+        return pos.float().cpu(), found.cpu()
+
+    def add_real_masks(self, mask: torch.Tensor, shifts: torch.Tensor | None = None,
+                       gt_pos: torch.Tensor | np.ndarray | None = None) -> None:
+        """The model's agent masks of real frames, located once for every check that needs them.
+
+        Args:
+            mask: (B, T, 1, H, W) in [0, 1]: ``agent_found``, and the segmented agent's motion between consecutive
+                frames (``shift_explained``, and the data's axes without ground truth).
+            shifts: (B, T-1, 2) the model's estimates of the agent's motion (dx, dy) px, or None without them.
+            gt_pos: (B, T, 2) labelled agent positions px (NaN where unknown), or None: ``agent_pos_err`` over the
+                frames where the model locates an agent (``agent_found`` counts the others).
+        """
+        pos, found = self._locate(mask)  # (B, T, 2), (B, T)
+        self.found.append(found.reshape(-1).numpy())
+        ok = found[:, 1:] & found[:, :-1]  # (B, T-1): located on both frames
+        d = pos[:, 1:] - pos[:, :-1]  # (B, T-1, 2)
         self.track_moves.append(d[ok])
         if shifts is not None:
             self.track_shifts.append(shifts.float().cpu().reshape(d.shape)[ok])
-
-    def add_real_positions(self, mask: torch.Tensor, gt_pos: torch.Tensor | np.ndarray) -> None:
-        """mask: (B, T, 1, H, W) the model's agent masks of real frames; gt_pos: (B, T, 2) labelled positions px
-        (NaN where unknown). Frames where the model locates no agent are left out (``agent_found`` counts them)."""
-        pos, found = M.locate_agent(mask.float(), self.cfg.mask_threshold,
-                                    M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
-        gt = torch.as_tensor(np.asarray(gt_pos, dtype=np.float32)).reshape(pos.shape)
-        err = (pos.float().cpu() - gt).norm(dim=-1)[found.cpu()]  # (N,)
-        scale = M.POSITION_SCALE_PX / max(self.height, self.width)
-        self.pos_errs.append((err[torch.isfinite(err)] * scale).numpy())
+        if gt_pos is not None:
+            gt = torch.as_tensor(np.asarray(gt_pos, dtype=np.float32)).reshape(pos.shape)
+            err = (pos - gt).norm(dim=-1)[found]  # (N,)
+            self.pos_errs.append((err[torch.isfinite(err)] * M.POSITION_SCALE_PX / max(self.height, self.width))
+                                 .numpy())
 
     def _track(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Displacements (N, 2) of the segmented agent without teleports, and the estimates (N, 2) or None."""
@@ -270,7 +269,7 @@ class HealthAccumulator:
 
     def _shift_explained(self, d: torch.Tensor, s: torch.Tensor | None) -> tuple[float | None, int]:
         """``1 - sum |d - s| / sum |d|`` over transitions where the segmented agent moved, and their number."""
-        floor = self.cfg.track_min_move * max(self.height, self.width) / 64.0
+        floor = self.cfg.track_min_move * max(self.height, self.width) / M.POSITION_SCALE_PX
         moved = d.norm(dim=1) > floor
         n = int(moved.sum())
         if s is None or n < self.cfg.min_track_moves:
@@ -280,8 +279,8 @@ class HealthAccumulator:
 
     def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08,
                        gen_mask: torch.Tensor | None = None) -> None:
-        """video, gen: (B, T, 3, H, W) in [0, 1]; gen_mask: (B, T, 1, H, W) the rendered agent masks, or None.
-        ``agent_kept`` counts frames 1..T-1 of ``gen_mask``. Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
+        """video, gen: (B, T, 3, H, W) in [0, 1]; gen_mask: (B, T, 1, H, W) the rendered agent masks, or None
+        (``agent_kept`` counts its frames 1..T-1). Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
         against the real ones; "moving" pixels are those where a channel of the real frame differs from frame 0 by
         more than ``change``."""
         real, pred = video[:, 1:].float(), gen[:, 1:].float()  # (B, T-1, 3, H, W)
@@ -292,9 +291,7 @@ class HealthAccumulator:
                                  float(e_copy[moving].sum())])
         self.counts += np.array([real.numel(), float(moving.sum())])
         if gen_mask is not None:
-            _, found = M.locate_agent(gen_mask[:, 1:].float(), self.cfg.mask_threshold,
-                                      M.area_at_scale(self.cfg.min_mask_area, self.height, self.width))
-            self.kept.append(found.reshape(-1).cpu().numpy())
+            self.kept.append(self._locate(gen_mask[:, 1:])[1].reshape(-1).numpy())
 
     def add_codes(self, codes: torch.Tensor) -> None:
         """codes: (B, T-1) inferred local-action codes."""

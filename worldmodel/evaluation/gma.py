@@ -30,15 +30,6 @@ class GmaScores:
 
     def add(self, batch: dict[str, torch.Tensor], video: torch.Tensor) -> None:
         """One batch of clips: ``video`` (B, T, 3, H, W) in [0, 1] on the device, ``batch`` its ground truth."""
-        if self.has_segment:
-            pred = self.model.segment(video)  # (B, T, 1, H, W)
-            self.health.add_real_masks(pred)
-            if "mask" in batch or "pos" in batch:  # is the located agent the labelled one? (centroid vs centroid
-                # where the labelled mask is known: a dataset's ``pos`` may be another point of the agent)
-                gt_pos = (M.mask_centroid(batch["mask"], 0.5, 1.0).squeeze(2) if "mask" in batch else batch["pos"])
-                self.health.add_real_positions(pred, gt_pos)
-            if "mask" in batch:
-                self.iou.append(M.soft_iou(pred, batch["mask"].to(self.device)).cpu().numpy().ravel())
         if "shift" in batch:
             self.health.add_motion(batch["shift"][:, 1:], ground_truth=True)
         fg = None
@@ -46,7 +37,14 @@ class GmaScores:
             fg, bg = self.model.estimate_shifts(video)  # (B, T-1, 2) each
             self.health.add_motion(fg, ground_truth=False)
         if self.has_segment:
-            self.health.add_agent_track(pred, fg)  # the shift estimates vs the segmented agent's own motion
+            pred = self.model.segment(video)  # (B, T, 1, H, W)
+            # is the located agent the labelled one? centroid vs centroid where the labelled mask is known (a
+            # dataset's ``pos`` may be another point of the agent)
+            gt_pos = (M.mask_centroid(batch["mask"], 0.5, 1.0).squeeze(2) if "mask" in batch
+                      else batch.get("pos"))
+            self.health.add_real_masks(pred, shifts=fg, gt_pos=gt_pos)  # found, motion vs shifts, labelled agent
+            if "mask" in batch:
+                self.iou.append(M.soft_iou(pred, batch["mask"].to(self.device)).cpu().numpy().ravel())
         if fg is not None:
             for key, est in (("shift", fg), ("bg_shift", bg)):
                 if key in batch:
