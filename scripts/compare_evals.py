@@ -31,16 +31,29 @@ def load(spec: str) -> tuple[str, dict]:
         raise SystemExit(f"{path}: not a readable eval JSON ({e})") from None
 
 
+LOOK_KEYS = ("agent_sharpness", "agent_sharpness_copy", "agent_psnr_aligned", "agent_psnr_aligned_copy")
+HEALTH_KEYS = ("healthy", "agent_found", "agent_kept", "shift_explained", "agent_pos_err", "beats_copy", "codes_used")
+
+
+def _fmt(v: object) -> str:
+    return "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+
 def rows(result: dict) -> dict[str, str]:
-    """metric name -> formatted value ('-' for null); pos_err expands into one row per horizon."""
+    """metric name -> formatted value ('-' for null); metrics per horizon (pos_err, the agent-look figures and
+    their frozen-frame-0 baselines) expand into one row per horizon; the health report's figures follow."""
     out: dict[str, str] = {}
-    for key in METRIC_KEYS:
+    for key in (*METRIC_KEYS, *LOOK_KEYS):
         v = result.get(key)
-        if key == "pos_err" and isinstance(v, dict):
+        if isinstance(v, dict):
             for hz, e in v.items():
-                out[f"pos_err@{hz}"] = "-" if e is None else f"{e:.3g}"
+                out[f"{key}@{hz}"] = _fmt(e)
         else:
-            out[key] = "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+            out[key] = _fmt(v)
+    health = result.get("health") or {}
+    for key in HEALTH_KEYS:
+        if key in health:
+            out[f"health.{key}"] = _fmt(health[key])
     return out
 
 

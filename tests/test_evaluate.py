@@ -436,6 +436,10 @@ def test_compare_evals_script_tables_like_for_like(tmp_path: Path, capsys: pytes
     assert "| metric | oracle | kp |" in text and "| miou | 1 | 1 |" in text
     kp_row = next(line for line in text.splitlines() if line.startswith("| kp_track_err |"))
     assert kp_row.split("|")[2].strip() == "-" and kp_row.split("|")[3].strip() != "-"
+    hz, value = next((h, v) for h, v in a["agent_psnr_aligned_copy"].items() if v is not None)
+    look = next(line for line in text.splitlines() if line.startswith(f"| agent_psnr_aligned_copy@{hz} |"))
+    assert look.split("|")[2].strip() == f"{value:.3g}"  # the agent's look (baseline), one row per horizon
+    assert "| agent_psnr_aligned_copy@1 |" in text and "| health.agent_found |" in text
     assert text == capsys.readouterr().out
     other = evaluate(cfg_for(data, split="train"), model=OracleModel())
     (tmp_path / "c.json").write_text(json.dumps(other))

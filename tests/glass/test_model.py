@@ -166,11 +166,40 @@ def test_motion_guard_forms_the_mask_of_a_small_agent() -> None:
 
 
 def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
-    model = _model(mask_size=0.05).eval()
+    model = _model(mask_size=0.05, fg_carry=False).eval()
     with torch.no_grad():
         _, recon_mask = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
     assert float(recon_mask.mean()) == pytest.approx(0.05, abs=0.02)
     assert model.cfg.mask_reconstruction_balanced and not GlassConfig().mask_reconstruction_balanced
+
+
+def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_remainder() -> None:
+    """With the gate shut (logit -30) a step is the previous foreground and mask moved by the global action:
+    4 px at once exactly, and 0.5 px steps move it 1 px every second step (nothing is lost, nothing blurs)."""
+    model = _model(fg_carry=True).eval()
+    assert GlassConfig.preset("cpu", 64, 64).fg_carry and not GlassConfig().fg_carry  # paper: the official renderer
+    with torch.no_grad():
+        model.renderer.head3.conv.bias[4:] = -30.0
+    x = (_clips()[:, 0] + 1) / 2
+    state = model.start(x)
+    code = torch.zeros(2, dtype=torch.long)
+    _, mask, s1 = model.step(state, torch.tensor([[4.0, 0.0], [0.0, -4.0]]), code)
+    assert torch.allclose(s1["fg"][0, :, :, 4:], state["fg"][0, :, :, :-4], atol=1e-5)
+    assert torch.allclose(s1["fg"][1, :, :-4], state["fg"][1, :, 4:], atol=1e-5)
+    assert torch.allclose(mask[0, :, :, 4:], state["mask"][0, :, :, :-4], atol=1e-5)
+    half = torch.tensor([[0.5, 0.0], [0.5, 0.0]])
+    _, _, a = model.step(state, half, code)
+    _, _, b = model.step(a, half, code)
+    assert torch.allclose(a["fg"], state["fg"], atol=1e-5) and torch.allclose(a["carry_rem"], half)  # 0.5 waits
+    assert torch.allclose(b["fg"][..., 1:], state["fg"][..., :-1], atol=1e-5)  # 0.5 + 0.5: one whole pixel
+    assert torch.allclose(b["mask"][..., 1:], state["mask"][..., :-1], atol=1e-5)
+    assert torch.allclose(b["carry_rem"], torch.zeros(2, 2))
+    with torch.no_grad():  # an open gate (logit +30) draws the renderer's output alone
+        model.renderer.head3.conv.bias[4:] = 30.0
+        opened, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4), carried=torch.ones(1, 4, 32, 32))
+        model.cfg.fg_carry = model.renderer.carry = False
+        plain, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
+    assert torch.allclose(opened[0], plain[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
@@ -378,7 +407,7 @@ def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
     f1, _, _ = model.step(model.start(x), shift, code)
     model.cfg.burn_in = 0
     _, _, primed = model.step(model.start(x), torch.zeros(2, 2), code)
-    primed.update(fg=plain["fg"], t=torch.ones(2, dtype=torch.long))
+    primed.update(fg=plain["fg"], mask=plain["mask"], t=torch.ones(2, dtype=torch.long))
     f1_expected, _, _ = model.step(primed, shift, code)
     assert torch.allclose(f1, f1_expected, atol=1e-5)
 

@@ -166,20 +166,30 @@ class GlassModel(WorldModelBase):
         u = self.action(att_shifted, att[:, 1:].flatten(0, 1))
         return phi.reshape(b, t, *phi.shape[1:]), e.reshape(b, t, *e.shape[1:]), u
 
-    def _render(self, s: torch.Tensor, b: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _carried(self, fg: torch.Tensor, mask: torch.Tensor, shift: torch.Tensor, mode: str = "bilinear"
+                 ) -> torch.Tensor | None:
+        """The layer a fg_carry renderer blends with: foreground (N, 3, H, W) and mask (N, 1, H, W) moved by
+        ``shift`` (N, 2) normalized -> (N, 4, H, W); None without fg_carry."""
+        if not self.cfg.fg_carry:
+            return None
+        return shift_images(torch.cat([fg, mask.to(fg.dtype)], dim=1), shift.to(fg.dtype), mode=mode)
+
+    def _render(self, s: torch.Tensor, b: int, carried: torch.Tensor | None = None
+                ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Render states (B*n, h, R_h, R_w) -> 3 scales (B, n, 3, ., .) and the mask (B, n, 1, H, W)."""
-        fgs, mask = self.renderer(s)
+        fgs, mask = self.renderer(s, carried=carried)
         return [f.reshape(b, -1, *f.shape[1:]) for f in fgs], mask.reshape(b, -1, *mask.shape[1:])
 
-    def _lma(self, fg: torch.Tensor, codes: torch.Tensor, shifts: torch.Tensor, e: torch.Tensor, num_gt: int
-             ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor | None]]:
+    def _lma(self, fg: torch.Tensor, codes: torch.Tensor, shifts: torch.Tensor, e: torch.Tensor, num_gt: int,
+             mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor | None]]:
         """Dynamics + rendering over a clip (method.md 3, steps 9-11).
 
         Args:
-            fg: real foregrounds (B, T, 3, H, W) (unused except for shapes).
+            fg: real foregrounds (B, T, 3, H, W) (the carried layer of teacher-forced steps with fg_carry).
             codes: (B, T-1, action_dim) local action codes; shifts: (B, T-1, 2) normalized.
             e: (B, T, s, R_h, R_w) compressed states of the real frames.
             num_gt: teacher-forced transitions (the rest re-encode the last reconstruction).
+            mask: real agent masks (B, T, 1, H, W) (the carried mask of teacher-forced steps with fg_carry).
         Returns:
             reconstructions [(B, T-1, 3, H/s, W/s) for s = 1, 2, 4], masks (B, T-1, 1, H, W), and the
             features E(f^_{t+1})[:F] computed for the autoregressive steps (None where not computed).
@@ -191,14 +201,17 @@ class GlassModel(WorldModelBase):
         for k in range(num_gt):
             s, state = self.dynamics(e[:, k], codes[:, k], shifts[:, k], state)
             outs.append(s)
-        fgs, masks = self._render(torch.stack(outs, dim=1).flatten(0, 1), b)  # (B*num_gt, h, R_h, R_w)
+        carried = self._carried(fg[:, :num_gt].flatten(0, 1), mask[:, :num_gt].flatten(0, 1),
+                                shifts[:, :num_gt].flatten(0, 1))
+        fgs, masks = self._render(torch.stack(outs, dim=1).flatten(0, 1), b, carried)  # (B*num_gt, h, R_h, R_w)
         fgs, masks = [[f] for f in fgs], [masks]
         phi_hat: list[torch.Tensor | None] = [None] * (t - 1)
         for k in range(num_gt, t - 1):
-            phi, _ = self.encoder(fgs[0][-1][:, -1])  # re-encode f^_k (B, 3, H, W)
+            last_fg, last_mask = fgs[0][-1][:, -1], masks[-1][:, -1]  # f^_k (B, 3, H, W), its mask (B, 1, H, W)
+            phi, _ = self.encoder(last_fg)  # re-encode f^_k
             phi_hat[k - 1] = phi
             s, state = self.dynamics(self.compressor(phi), codes[:, k], shifts[:, k], state)
-            new_fgs, new_mask = self._render(s, b)
+            new_fgs, new_mask = self._render(s, b, self._carried(last_fg, last_mask, shifts[:, k]))
             for lst, f in zip(fgs, new_fgs, strict=True):
                 lst.append(f)
             masks.append(new_mask)
@@ -254,7 +267,7 @@ class GlassModel(WorldModelBase):
             code, ids, terms["vq"] = self.action.vq(u)
             self._recent_u = u.detach()
             codes = code.view(b, t - 1, -1)
-            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step))
+            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), g["mask"].detach())
             w_u = L.unsupervised_weights(fg, recon[0])
             w_a = L.action_weights(fg, fg_w, recon[0])
             use_perc = lma_on and cfg.w_multiscale_perceptual > 0
@@ -338,7 +351,9 @@ class GlassModel(WorldModelBase):
         The state (all batch first): "fg" (B, 3, H, W) current foreground observation in [-1, 1] (f_1 = m_1 I_1,
         later the decoder's f^); "bg" (B, 3, H, W) inpainted first background; "bg_offset" (B, 2) cumulative
         background shift in pixels; "frame" (B, 3, H, W) the last frame in [-1, 1]; "t" (B,) long steps taken;
-        "h0".."c2" the ConvLSTM states.
+        "h0".."c2" the ConvLSTM states; "mask" (B, 1, H, W) the current agent mask (m_1, later the decoder's) and
+        "carry_rem" (B, 2) the sub-pixel part of the global actions the carried layer has not moved yet (pixels;
+        both used with ``fg_carry``).
         """
         self._check_frames(frames, 4, "frames")
         with self._eval_mode():
@@ -346,15 +361,18 @@ class GlassModel(WorldModelBase):
             m = self.masking(x)
             bg = self.inpainting.inpaint(x, m).clamp(-1, 1)
             dyn = self.dynamics.initial_state(x.shape[0])
-            return {"fg": m * x, "bg": bg, "bg_offset": x.new_zeros(x.shape[0], 2), "frame": x.clone(),
+            return {"fg": m * x, "mask": m, "carry_rem": x.new_zeros(x.shape[0], 2), "bg": bg,
+                    "bg_offset": x.new_zeros(x.shape[0], 2), "frame": x.clone(),
                     "t": torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
                     **{k: v.contiguous().clone() for k, v in dyn.items()}}
 
-    def _regrounded(self, state: State, code: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The foreground and recurrent state a step starts from, after the ``reencode_every`` / ``burn_in``
-        generation options (GlassConfig) for the rollouts due: (B, 3, H, W) fg and the ConvLSTM states."""
+    def _regrounded(self, state: State, code: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The foreground, agent mask and recurrent state a step starts from, after the ``reencode_every`` /
+        ``burn_in`` generation options (GlassConfig) for the rollouts due: (B, 3, H, W) fg, (B, 1, H, W) mask and
+        the ConvLSTM states."""
         cfg = self.cfg
-        fg, dyn = state["fg"], {k: state[k] for k in DYN_KEYS}
+        fg, mask, dyn = state["fg"], state["mask"], {k: state[k] for k in DYN_KEYS}
         t = state["t"]
         prime = t == 0
         if cfg.reencode_every > 0:
@@ -368,6 +386,7 @@ class GlassModel(WorldModelBase):
                 found = m.flatten(1).amax(dim=1) > 0.5
                 idx, x, m = idx[found], x[found], m[found]
                 fg = fg.index_copy(0, idx, (m * x).to(fg.dtype))
+                mask = mask.index_copy(0, idx, m.to(mask.dtype))
                 fresh = self.dynamics.initial_state(len(idx))
                 dyn = {k: v.index_copy(0, idx, fresh[k].to(v.dtype)) for k, v in dyn.items()}
                 prime = prime.index_fill(0, idx, True)
@@ -379,7 +398,7 @@ class GlassModel(WorldModelBase):
                 phi, _ = self.encoder(f)
                 _, sub = self.dynamics(self.compressor(phi), self.action.vq.codebook[code[idx]], still, sub)
             dyn = {k: v.index_copy(0, idx, sub[k].to(v.dtype)) for k, v in dyn.items()}
-        return fg, dyn
+        return fg, mask, dyn
 
     @torch.no_grad()
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
@@ -402,17 +421,23 @@ class GlassModel(WorldModelBase):
         bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
             bg_shift, device=self.device).float().view(b, 2)
         with self._eval_mode():
-            fg_in, dyn_in = self._regrounded(state, code)
+            fg_in, mask_in, dyn_in = self._regrounded(state, code)
             phi, _ = self.encoder(fg_in)
             s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code],
                                    pixels_to_normalized(shift_px, self.height, self.width), dyn_in)
-            fgs, mask = self.renderer(s, full_only=True)
+            # the carried layer moves by whole pixels (no blur over long rollouts); the rest waits for later steps
+            total = shift_px + state["carry_rem"]
+            whole = total.round()
+            carried = self._carried(fg_in, mask_in, pixels_to_normalized(whole, self.height, self.width),
+                                    mode="nearest")
+            fgs, mask = self.renderer(s, full_only=True, carried=carried)
             fg = fgs[0]
             offset = state["bg_offset"] + bg_px
             bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
                               mode="nearest", padding_mode="border")
             frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
-        new_state = {"fg": fg, "bg": state["bg"], "bg_offset": offset, "frame": frame, "t": state["t"] + 1, **dyn}
+        new_state = {"fg": fg, "mask": mask, "carry_rem": total - whole, "bg": state["bg"], "bg_offset": offset,
+                     "frame": frame, "t": state["t"] + 1, **dyn}
         return (frame + 1) / 2, mask.clamp(0, 1), new_state
 
     @torch.no_grad()

@@ -268,7 +268,10 @@ class Dynamics(nn.Module):
 class Renderer(nn.Module):
     """D: dynamics output (N, h, R_h, R_w) -> [fg (N,3,H,W), fg (N,3,H/2,W/2), fg (N,3,H/4,W/4)], mask (N,1,H,W).
 
-    Foregrounds are tanh outputs in [-1, 1]; the mask is 0.5 (tanh + 1) in [0, 1].
+    Foregrounds are tanh outputs in [-1, 1]; the mask is 0.5 (tanh + 1) in [0, 1]. With ``cfg.fg_carry`` the
+    full-resolution head has a 5th channel, the gate logit, and the full-resolution foreground and mask are blended
+    with ``carried`` (the previous foreground and mask, already moved by the global action):
+    g D + (1 - g) carried, g = sigmoid(gate logit) (GlassConfig.fg_carry).
     """
 
     def __init__(self, cfg: GlassConfig):
@@ -279,17 +282,29 @@ class Renderer(nn.Module):
         self.level2 = nn.Sequential(UpBlock(r1, r2), ResidualBlock(r2, r2))
         self.head2 = FinalBlock(r2, 3, 3)
         self.level3 = UpBlock(r2, r3)
-        self.head3 = FinalBlock(r3, 4, cfg.renderer_final_kernel)
+        self.carry = cfg.fg_carry
+        self.head3 = FinalBlock(r3, 5 if self.carry else 4, cfg.renderer_final_kernel)
         if cfg.mask_prior_init:  # the decoder's mask 0.5 (tanh + 1) also starts at the size prior theta
-            nn.init.constant_(self.head3.conv.bias[3:], math.atanh(2 * cfg.mask_size - 1))
+            nn.init.constant_(self.head3.conv.bias[3:4], math.atanh(2 * cfg.mask_size - 1))
+        if self.carry:
+            nn.init.constant_(self.head3.conv.bias[4:], cfg.carry_gate_init)
 
-    def forward(self, x: torch.Tensor, full_only: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, full_only: bool = False, carried: torch.Tensor | None = None
+                ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``full_only`` skips the 1/2 and 1/4 heads (generation needs only the full-resolution output); the
-        returned list then holds the full-resolution foreground alone."""
+        returned list then holds the full-resolution foreground alone. ``carried`` (N, 4, H, W): the previous
+        foreground (3 channels, [-1, 1]) and mask (1, [0, 1]) moved by the global action; required with
+        ``fg_carry``, else ignored."""
         x = self.level1(x)
         quarter = None if full_only else self.head1(x)
         x = self.level2(x)
         half = None if full_only else self.head2(x)
-        full = self.head3(self.level3(x))  # (N, 4, H, W)
+        out = self.head3.conv(self.level3(x))  # (N, 4 or 5, H, W) before the head's activation
+        full = torch.cat([torch.tanh(out[:, :3]), 0.5 * (torch.tanh(out[:, 3:4]) + 1)], dim=1)  # fg, mask
+        if self.carry:
+            if carried is None:
+                raise ValueError("a renderer with fg_carry needs the carried foreground and mask")
+            gate = torch.sigmoid(out[:, 4:])
+            full = gate * full + (1 - gate) * carried.to(full.dtype)
         fgs = [full[:, :3]] if full_only else [full[:, :3], half, quarter]
-        return fgs, 0.5 * (full[:, 3:] + 1)
+        return fgs, full[:, 3:]
