@@ -57,8 +57,8 @@ def make_real_env(dream: Any, num_envs: int = 1, *, autoreset_mode: str = "same_
     """The real ALE game behind a dream env (single or vector), and a description of its action map: the one
     real-env factory of agent-eval, the agent's real-game checks, the video and the viewer.
 
-    The real env copies the dream's task (its name and options, an id's defaults included, e.g.
-    GlassBreakout-v0's ``target_axes=x``), episode limit and observation mode. Its (shift, code) -> joystick map
+    The real env copies the dream's task (its name and options, an id's defaults included; ``target_axes="auto"``
+    resolves to the same axes, from the model's shift grid), episode limit and observation mode. Its (shift, code) -> joystick map
     is ``action_map`` when given; else learned from labelled real transitions with ``mapping``
     (:class:`agents.mapping.MappingConfig`, cached beside the checkpoint) when ``learn_map``; else name-based.
 

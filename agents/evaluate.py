@@ -4,7 +4,7 @@ Usage (``key=value`` overrides of ``configs/agent_eval.yaml``)::
 
     glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassWorld-v0 checkpoint=MODEL.pt episodes=32
     glassworld agent-eval policy=planner env=GlassTennis-v0 real=true episodes=16
-    glassworld agent-eval policy=random env=GlassBreakout-v0 real=true +task_kwargs.target_axes=x
+    glassworld agent-eval policy=random env=GlassBreakout-v0 real=true +task_kwargs.target_axes=xy
     glassworld agent-eval policy=runs/agent-ppo/policy.zip env=GlassTennis-v0 real=true baseline=random
 
 ``policy``: a zip saved by ``glassworld agent`` (PPO or A2C), ``planner`` (:class:`agents.planner.CEMPlanner`

@@ -35,9 +35,7 @@ SHIPPED: dict[str, str] = {
     "KeypointTennis-v0": "kp_tennis.pt",  # the keypoint model (Struct-VRNN) on the same data
     "KeypointSprites-v0": "kp_sprites.pt",
 }
-SHIPPED_KWARGS: dict[str, dict[str, Any]] = {
-    "GlassBreakout-v0": {"task_kwargs": {"target_axes": "x"}},  # the paddle only moves sideways
-}
+SHIPPED_KWARGS: dict[str, dict[str, Any]] = {}  # none needed: target axes follow each world's shift grid
 
 
 class MissingCheckpointError(FileNotFoundError):

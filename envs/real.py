@@ -265,7 +265,8 @@ class RealGameVectorEnv(TaskVectorEnv):
         cfg: the game and its step size (:func:`real_game_config` reads them from a checkpoint card).
         task, task_kwargs, max_episode_steps, autoreset_mode, render_mode: as the dream's vector env.
         places: recorded (start, later) agent positions for ``reach`` targets (the world model's
-            ``reach_places``; :meth:`for_model` passes them).
+            ``reach_places``; :meth:`for_model` passes them); shift_grid: the dream's (n_shifts, 2) px grid, which
+            resolves ``target_axes="auto"`` (:func:`envs.tasks.moving_axes`; :meth:`for_model` passes it).
         observation: "rgb" (the real frames) or "mask" (``segmenter``'s agent masks of them as grey images, the
             dream's ``observation="mask"``); segmenter: uint8 frames (N, 3, H, W) -> masks (N, 1, H, W) in [0, 1].
     """
@@ -276,9 +277,10 @@ class RealGameVectorEnv(TaskVectorEnv):
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, render_mode: str | None = None,
                  render_scale: int | None = None, device: str | torch.device = "cpu",
                  places: tuple[torch.Tensor, torch.Tensor] | None = None, observation: str = "rgb",
-                 segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 shift_grid: torch.Tensor | None = None) -> None:
         cfg = cfg or RealGameConfig()
-        task_obj = make_task(task, height, width, task_kwargs, places)
+        task_obj = make_task(task, height, width, task_kwargs, places, shift_grid)
         n_shifts, k = len(shift_names), len(code_names)
         core = RealCore(cfg, num_envs, height, width, task_obj, None, device, observation, segmenter)
         if action_map is None:
@@ -300,6 +302,7 @@ class RealGameVectorEnv(TaskVectorEnv):
         cfg = real_game_config(dict(getattr(model, "metadata", {}) or {}), game=game)
         codes = list(model.code_meanings) if model.code_meanings else [f"code {i}" for i in range(model.num_codes)]
         kwargs.setdefault("places", getattr(model, "reach_places", None))
+        kwargs.setdefault("shift_grid", getattr(model, "shift_grid", None))  # target_axes="auto" as in the dream
         if kwargs.get("observation", "rgb") == "mask" and hasattr(model, "segment"):
             kwargs.setdefault("segmenter", lambda frames: model.segment(frames.to(model.device)[:, None])[:, 0])
         return cls(num_envs, model.height, model.width, list(model.shift_names), codes, cfg, action_map, **kwargs)

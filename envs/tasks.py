@@ -18,7 +18,7 @@ the training recordings; reward = decrease of the distance to it; ends on arriva
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,9 @@ TaskState = dict[str, torch.Tensor]  # every tensor has the env dimension first
 MARKER_COLOR = (255, 0, 255)
 # What an observation shows under the marker: the world's RGB frame, or the agent mask as a grey image.
 OBSERVATION_MODES = ("rgb", "mask")
+# Where reach/track targets may lie: both axes, the agent's start row ("x"), its column ("y"), or "auto": the axes
+# the world's shift grid moves the agent along (:func:`moving_axes`).
+TARGET_AXES = ("auto", "xy", "x", "y")
 
 
 def check_observation_mode(mode: str) -> None:
@@ -57,7 +60,7 @@ class ReachConfig:
     match_radius: float = 8.0  # px: recorded starts this close to the episode's start count as "from here"
     margin: float = 8.0  # px: uniform targets are placed at least this far from the frame border
     min_start_distance: float = 24.0  # px: targets closer than this to the agent's start are avoided
-    target_axes: str = "xy"  # "x": targets on the agent's start row (agents that only move sideways: Breakout)
+    target_axes: str = "auto"  # "x": targets on the agent's start row; "auto": the axes the world's shift grid moves
     reward_scale: float = 0.0  # px per reward unit; 0 = 10% of the frame diagonal
     success_bonus: float = 0.0  # added on arrival (0 = pure distance shaping)
     draw_target: bool = True  # draw the target marker into the observation (the policy must see it)
@@ -70,7 +73,7 @@ class TrackConfig:
     radius: float = 6.0  # px: "on target" distance (info["on_target"])
     margin: float = 8.0  # px: the target stays this far inside the frame
     speed: float = 1.5  # px per step
-    target_axes: str = "xy"  # "x": the target glides along the agent's start row; "y": along its column
+    target_axes: str = "auto"  # "x": glides along the agent's start row; "y": its column; "auto": see ReachConfig
     reward_scale: float = 0.0  # px; 0 = 10% of the frame diagonal; reward = exp(-distance / scale)
     draw_target: bool = True
 
@@ -92,6 +95,8 @@ class Task:
                  places: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.height, self.width = int(height), int(width)
         self.cfg = cfg if cfg is not None else self.config_cls()
+        if getattr(self.cfg, "target_axes", None) == "auto":  # no grid to resolve it from (make_task resolves it)
+            self.cfg = replace(self.cfg, target_axes="xy")
         # recorded (start, later) agent positions, (M, 2) px each (the world model's ``reach_places``)
         self.places = places
         diag = math.hypot(self.height, self.width)
@@ -300,12 +305,27 @@ class TrackTask(Task):
 TASKS: dict[str, type[Task]] = {"reach": ReachTask, "track": TrackTask, "none": NoTask}
 
 
+def moving_axes(shift_grid: torch.Tensor | np.ndarray | None, min_step: float = 0.5) -> str:
+    """The axes a world's global actions move the agent along: "xy", "x" or "y".
+
+    shift_grid: (n_shifts, 2) px (dx, dy). An axis counts when some row steps at least ``min_step`` px along it
+    (the world command zeroes the axes the agent never moves along in the data: Breakout's paddle gets "x");
+    no grid, or a grid that moves nothing, gives "xy".
+    """
+    if shift_grid is None:
+        return "xy"
+    step = torch.as_tensor(shift_grid, dtype=torch.float32).abs().reshape(-1, 2).amax(0)  # (2,) px
+    return "".join(a for a, s in zip("xy", step.tolist()) if s >= min_step) or "xy"
+
+
 def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None = None,
-              places: tuple[torch.Tensor, torch.Tensor] | None = None) -> Task:
+              places: tuple[torch.Tensor, torch.Tensor] | None = None,
+              shift_grid: torch.Tensor | None = None) -> Task:
     """Build a task by name with config overrides (``task_kwargs``), with one clear error for bad input.
 
     ``places``: recorded (start, later) agent positions, (M, 2) px each, for ``reach``'s recorded targets
-    (a world model's ``reach_places``).
+    (a world model's ``reach_places``). ``shift_grid``: the world's (n_shifts, 2) px grid, which resolves
+    ``target_axes="auto"`` (:func:`moving_axes`; without it "auto" means "xy").
     """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)} (task=NAME)")
@@ -315,14 +335,18 @@ def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None 
     bad = sorted(set(kwargs) - known)
     if bad:
         raise ValueError(f"task {name!r} has no option(s) {bad}; its options are {sorted(known)}")
-    axes = kwargs.get("target_axes", "xy")
-    if axes not in ("xy", "x", "y"):
-        raise ValueError(f"target_axes must be 'xy', 'x' or 'y', got {axes!r}")
+    axes = kwargs.get("target_axes", "auto")
+    if axes not in TARGET_AXES:
+        raise ValueError(f"target_axes must be one of {TARGET_AXES}, got {axes!r}")
+    if "target_axes" in known:
+        kwargs["target_axes"] = moving_axes(shift_grid) if axes == "auto" else axes
     if name == "reach" and kwargs.get("targets", "recorded") not in ("recorded", "uniform"):
         raise ValueError(f"reach targets must be 'recorded' or 'uniform', got {kwargs['targets']!r}")
     return cls(height, width, cls.config_cls(**kwargs), places)
 
 
 def task_for_model(name: str, model: Any, kwargs: dict[str, Any] | None = None) -> Task:
-    """:func:`make_task` at a world model's frame size, with its recorded reach places (when it has them)."""
-    return make_task(name, model.height, model.width, kwargs, getattr(model, "reach_places", None))
+    """:func:`make_task` at a world model's frame size, with its recorded reach places (when it has them) and its
+    shift grid (for ``target_axes="auto"``)."""
+    return make_task(name, model.height, model.width, kwargs, getattr(model, "reach_places", None),
+                     getattr(model, "shift_grid", None))

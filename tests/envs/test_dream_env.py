@@ -479,6 +479,27 @@ def test_targets_on_the_agents_row_for_sideways_agents(square_model):
         GlassWorldEnv(model=square_model, task_kwargs={"target_axes": "z"})
 
 
+def test_target_axes_follow_the_worlds_shift_grid(square_model):
+    """target_axes="auto" (the default): a world whose shift grid never steps along y (Breakout's paddle) puts its
+    targets on the agent's row, with no per-world setting; a grid that moves both ways keeps both axes."""
+    from envs.tasks import moving_axes
+
+    assert moving_axes(torch.tensor([[0.0, 0.0], [4.3, 0.0], [-4.3, 0.2]])) == "x"
+    assert moving_axes(torch.tensor([[0.0, 0.0], [0.0, 3.0]])) == "y"
+    assert moving_axes(torch.tensor([[0.0, 0.0], [2.0, 3.0]])) == moving_axes(None) == "xy"
+    both = GlassWorldVectorEnv(8, model=square_model, task="reach")
+    assert both.task.cfg.target_axes == moving_axes(square_model.shift_grid) == "xy"
+    grid = square_model.shift_grid.clone()
+    try:
+        square_model.shift_grid = grid * torch.tensor([1.0, 0.0])
+        env = GlassWorldVectorEnv(8, model=square_model, task="reach")
+        _, info = env.reset(seed=0)
+    finally:
+        square_model.shift_grid = grid
+    assert env.task.cfg.target_axes == "x"
+    np.testing.assert_allclose(info["target"][:, 1], info["position"][:, 1])
+
+
 def test_long_random_rollout_stays_alive(square_model):
     from envs.diagnostics import rollout_stats
 
