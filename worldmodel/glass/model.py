@@ -166,13 +166,24 @@ class GlassModel(WorldModelBase):
         u = self.action(att_shifted, att[:, 1:].flatten(0, 1))
         return phi.reshape(b, t, *phi.shape[1:]), e.reshape(b, t, *e.shape[1:]), u
 
-    def _carried(self, fg: torch.Tensor, mask: torch.Tensor, shift: torch.Tensor, mode: str = "bilinear"
-                 ) -> torch.Tensor | None:
+    def _carried(self, fg: torch.Tensor, mask: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
         """The layer a fg_carry renderer blends with: foreground (N, 3, H, W) and mask (N, 1, H, W) moved by
-        ``shift`` (N, 2) normalized -> (N, 4, H, W); None without fg_carry."""
+        ``shift`` (N, 2) normalized, whole pixels (:meth:`_carry_move`; sampled nearest, so nothing is blurred)
+        -> (N, 4, H, W); None without fg_carry."""
         if not self.cfg.fg_carry:
             return None
-        return shift_images(torch.cat([fg, mask.to(fg.dtype)], dim=1), shift.to(fg.dtype), mode=mode)
+        return shift_images(torch.cat([fg, mask.to(fg.dtype)], dim=1), shift.to(fg.dtype), mode="nearest")
+
+    def _carry_move(self, shift_px: torch.Tensor, rem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """How far the carried layer moves this step: whole pixels only, so it is never resampled into a blur.
+
+        shift_px: (N, 2) the global action in pixels; rem: (N, 2) the sub-pixel part of earlier actions not moved
+        yet. Returns the move (N, 2) in normalized units for :meth:`_carried` (``mode="nearest"``) and the new
+        remainder (N, 2) px. Training and generation move the layer the same way.
+        """
+        total = shift_px + rem
+        whole = total.round()
+        return pixels_to_normalized(whole, self.height, self.width), total - whole
 
     def _render(self, s: torch.Tensor, b: int, carried: torch.Tensor | None = None
                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -201,8 +212,13 @@ class GlassModel(WorldModelBase):
         for k in range(num_gt):
             s, state = self.dynamics(e[:, k], codes[:, k], shifts[:, k], state)
             outs.append(s)
-        carried = self._carried(fg[:, :num_gt].flatten(0, 1), mask[:, :num_gt].flatten(0, 1),
-                                shifts[:, :num_gt].flatten(0, 1))
+        carried = rem = None
+        if self.cfg.fg_carry:  # teacher-forced steps carry the real layer; the remainder of the last one goes on
+            shifts_px = normalized_to_pixels(shifts.detach(), self.height, self.width)  # (B, T-1, 2)
+            move, rem = self._carry_move(shifts_px[:, :num_gt].flatten(0, 1),
+                                         shifts_px.new_zeros(b * num_gt, 2))
+            carried = self._carried(fg[:, :num_gt].flatten(0, 1), mask[:, :num_gt].flatten(0, 1), move)
+            rem = rem.view(b, num_gt, 2)[:, -1]
         fgs, masks = self._render(torch.stack(outs, dim=1).flatten(0, 1), b, carried)  # (B*num_gt, h, R_h, R_w)
         fgs, masks = [[f] for f in fgs], [masks]
         phi_hat: list[torch.Tensor | None] = [None] * (t - 1)
@@ -211,7 +227,11 @@ class GlassModel(WorldModelBase):
             phi, _ = self.encoder(last_fg)  # re-encode f^_k
             phi_hat[k - 1] = phi
             s, state = self.dynamics(self.compressor(phi), codes[:, k], shifts[:, k], state)
-            new_fgs, new_mask = self._render(s, b, self._carried(last_fg, last_mask, shifts[:, k]))
+            carried = None
+            if self.cfg.fg_carry:
+                move, rem = self._carry_move(shifts_px[:, k], rem)
+                carried = self._carried(last_fg, last_mask, move)
+            new_fgs, new_mask = self._render(s, b, carried)
             for lst, f in zip(fgs, new_fgs, strict=True):
                 lst.append(f)
             masks.append(new_mask)
@@ -426,17 +446,15 @@ class GlassModel(WorldModelBase):
             s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code],
                                    pixels_to_normalized(shift_px, self.height, self.width), dyn_in)
             # the carried layer moves by whole pixels (no blur over long rollouts); the rest waits for later steps
-            total = shift_px + state["carry_rem"]
-            whole = total.round()
-            carried = self._carried(fg_in, mask_in, pixels_to_normalized(whole, self.height, self.width),
-                                    mode="nearest")
+            move, rem = self._carry_move(shift_px, state["carry_rem"])
+            carried = self._carried(fg_in, mask_in, move)
             fgs, mask = self.renderer(s, full_only=True, carried=carried)
             fg = fgs[0]
             offset = state["bg_offset"] + bg_px
             bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
                               mode="nearest", padding_mode="border")
             frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
-        new_state = {"fg": fg, "mask": mask, "carry_rem": total - whole, "bg": state["bg"], "bg_offset": offset,
+        new_state = {"fg": fg, "mask": mask, "carry_rem": rem, "bg": state["bg"], "bg_offset": offset,
                      "frame": frame, "t": state["t"] + 1, **dyn}
         return (frame + 1) / 2, mask.clamp(0, 1), new_state
 
