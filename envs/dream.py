@@ -27,7 +27,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from worldmodel.api import State, WorldModel
+from worldmodel.api import State, WorldModel, missing_members
 from worldmodel.device import resolve_device
 from worldmodel.precision import autocast, check_precision
 
@@ -92,8 +92,10 @@ def load_model(checkpoint: str | os.PathLike | None, model: WorldModel | None, d
     checked logs a warning.
     """
     if model is not None:
-        if not isinstance(model, WorldModel):
-            raise TypeError(f"model must implement worldmodel.api.WorldModel, got {type(model).__name__}")
+        missing = missing_members(model)
+        if missing:
+            raise TypeError(f"model must implement worldmodel.api.WorldModel, got {type(model).__name__} "
+                            f"(it lacks {', '.join(missing)})")
         _check_health(model, env_id, allow_unhealthy)
         return model
     if checkpoint is None:

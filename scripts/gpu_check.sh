@@ -5,6 +5,8 @@
 #
 #   bash scripts/gpu_check.sh [OUT] [CHECKPOINT]      # CHECKPOINT: a world file or id (default GlassTennis-v0)
 #
+# SUITE_ARGS: extra pytest arguments for both test runs (e.g. --ignore=tests/data/test_videos.py where PyAV is
+# missing); SUITE_TIMEOUT: seconds for the whole suite (default 300).
 # Runs from the repository root with the project importable (installed, or PYTHONPATH=.). CI has no GPU: this is
 # run by hand on a machine with one; the numbers it wrote are in docs/results/bench_env_cuda*.json.
 set -uo pipefail
@@ -19,7 +21,7 @@ for prec in float32 bfloat16; do
   "$py" -m worldmodel.cli bench env checkpoint="$world" devices=[cuda] "num_envs=[1,64,1024,4096]" threads=1 \
     seconds=3 ale_seconds=3 memory_steps=0 precision=$prec out="$out/bench_env_cuda_$prec.json" 2>&1 | tail -n 30
 done
-"$py" -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.log" | tail -n 15
+"$py" -m pytest -q -rs -m gpu -p no:cacheprovider ${SUITE_ARGS:-} 2>&1 | tee "$out/pytest_gpu.log" | tail -n 15
 nproc=$(nproc)
 if "$py" -c "import xdist" 2>/dev/null; then par="-n $(( nproc < 12 ? nproc : 12 ))"; else par=""; fi
 timeout "${SUITE_TIMEOUT:-300}" "$py" -m pytest -q -rs $par -p no:cacheprovider ${SUITE_ARGS:-} 2>&1 \

@@ -17,6 +17,11 @@ from omegaconf import OmegaConf
 from worldmodel.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+def _pythonpath() -> str:
+    """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 TINY_MODEL = ["checkpoint=null", "preset=tiny", "height=32", "width=48"]
 TINY_TRAIN = ["model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1"]
 
@@ -94,7 +99,7 @@ def test_peak_rss_is_the_process_own_not_inherited_from_its_parent():
     ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: the parent's RSS is now > 400 MB
     code = "from bench.common import peak_rss_mb; print(peak_rss_mb())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": _pythonpath()})
     child = float(done.stdout.strip())
     from bench.common import peak_rss_mb
 
@@ -249,7 +254,7 @@ def test_bench_sits_above_the_three_packages():
     code = ("import sys, bench.cli, bench.train; assert {'env', 'play', 'train'} <= set(bench.BENCHES); "
             "bad = [m for m in ('envs', 'agents', 'gymnasium', 'stable_baselines3') if m in sys.modules]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": _pythonpath()}, cwd=ROOT)
 
 
 def test_one_settings_helper_names_the_nearest_key_everywhere():

@@ -27,6 +27,11 @@ from worldmodel.models import build_model
 from worldmodel.train import ResumableSampler
 
 REPO = Path(__file__).resolve().parents[1]
+
+def _pythonpath() -> str:
+    """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
 WORLD, GLOBAL_BATCH, STEPS, GRAD_STEP = 2, 4, 3, 3  # GRAD_STEP: after GMA pretraining, every loss term is on
 
 LAUNCHER = textwrap.dedent("""
@@ -81,7 +86,7 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
                                "train.checkpoint_every=2"),
     }
     (tmp_path / "launch.py").write_text(LAUNCHER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
                         str(tmp_path / "launch.py"), json.dumps(args)], env=env, capture_output=True, text=True,
                        timeout=600)

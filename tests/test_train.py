@@ -27,6 +27,11 @@ from worldmodel.models import load_world_model
 from worldmodel.train import cli_main, compose_run_config, model_from_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
+
+def _pythonpath() -> str:
+    """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
 SIZE = 32
 SPEEDS = {"x": 3, "y": 2}  # px per frame of the square
 
@@ -79,7 +84,7 @@ def trained(data, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}
 
 
 # ------------------------------------------------------------------------------------------------ train()

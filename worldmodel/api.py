@@ -76,3 +76,15 @@ class WorldModel(Protocol):
             shifts (B, T-1, 2) float (dx, dy) in pixels, codes (B, T-1) long.
         """
         ...
+
+
+def missing_members(obj: Any) -> list[str]:
+    """The :class:`WorldModel` attributes and methods ``obj`` lacks (empty: it implements the protocol).
+
+    Use this, not ``isinstance(obj, WorldModel)``: from Python 3.12 a runtime protocol check looks attributes up
+    statically and misses what a torch module keeps as a buffer (``shift_grid``, ``start_frames``), so a real model
+    would fail it there.
+    """
+    names = [*WorldModel.__annotations__, "from_checkpoint", "start", "step", "infer_actions"]
+    return [name for name in names if not hasattr(obj, name)]
+

@@ -11,6 +11,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+def _pythonpath() -> str:
+    """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 # `glassworld data ...` with a pause after every finished video, so that a kill lands between two videos of a
 # short run (the videos are small to keep the test fast; without the pause the run could end before the kill)
 _SLOW_CLI = """
@@ -30,7 +35,7 @@ sys.exit(cli_main(sys.argv[2:]))
 def run_and_kill(argv: list[str], out: Path, pause: float = 1.0, timeout: float = 120.0) -> int:
     """Start ``glassworld data ARGV`` (writing into ``out``), SIGKILL it as soon as its first video file exists,
     and return how many complete video files it left. Fails when the run ended before it could be killed."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLI, str(pause), *argv], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     videos = out / "videos"

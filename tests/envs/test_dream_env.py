@@ -527,3 +527,16 @@ def test_rollout_stats_see_an_agent_that_fades(square_model):
     stats = rollout_stats(GlassWorldVectorEnv(2, model=square_model, task="none"), steps=100, seed=0)
     assert stats.agent_visible_at["10"] == 1.0 and stats.agent_visible_at["50"] == 0.0
     assert stats.mask_area_last > 0 and any("the agent fades" in w for w in stats.warnings)
+
+
+def test_a_model_is_checked_by_its_members_not_a_runtime_protocol(square_model):
+    """``model=`` is checked member by member (worldmodel.api.missing_members): Python 3.12's runtime-protocol
+    isinstance looks attributes up statically and rejected real GLASS models, whose shift grid is a buffer."""
+    from worldmodel.api import missing_members
+    from worldmodel.glass import GlassConfig, GlassModel
+
+    glass = GlassModel(GlassConfig.preset("tiny", 32, 32))
+    assert "shift_grid" in glass._buffers or hasattr(glass, "shift_grid")
+    assert missing_members(glass) == [] and missing_members(square_model) == []
+    with pytest.raises(TypeError, match="lacks .*shift_grid"):
+        GlassWorldEnv(model=object())
