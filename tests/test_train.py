@@ -556,6 +556,9 @@ def test_ship_writes_a_slim_env_ready_checkpoint_and_card(trained, data, tmp_pat
     card = ship(run_dir / "checkpoint.pt", out, data, tmp_path / "eval.json", {"command": "glassworld train ..."})
     ckpt = load_checkpoint(out)
     assert not {"optimizer", "scheduler", "rng"} & set(ckpt) and ckpt["state_dict"]
+    from worldmodel.paths import portable_paths  # the recorded run config carries no machine paths either
+
+    assert ckpt["run_config"] == portable_paths(load_checkpoint(run_dir / "checkpoint.pt")["run_config"])
     info = ckpt["env_info"]
     assert len(info["shift_grid"]) == 9 and info["shift_source"]  # re-estimated with the final weights
     assert info["reach_from"].shape[1] == 2 and info["reach_source"] == "ground truth"

@@ -131,6 +131,9 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     full_card.update(card or {})
     full_card.setdefault("exported_on", platform.node() or "unknown")
     full_card = portable_paths(full_card)  # no machine paths in the card (data beside the repo: ../data/...)
+    for key in ("run_config", "data_fingerprint"):  # nor in what the run recorded
+        if payload.get(key) is not None:
+            payload[key] = portable_paths(payload[key])
     payload["card"] = full_card
     save_checkpoint(out, payload)
     size_mb = out.stat().st_size / 2**20
