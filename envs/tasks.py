@@ -92,11 +92,12 @@ class Task:
     config_cls: type = NoneConfig
 
     def __init__(self, height: int, width: int, cfg: Any = None,
-                 places: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 places: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 shift_grid: torch.Tensor | None = None) -> None:
         self.height, self.width = int(height), int(width)
         self.cfg = cfg if cfg is not None else self.config_cls()
-        if getattr(self.cfg, "target_axes", None) == "auto":  # no grid to resolve it from (make_task resolves it)
-            self.cfg = replace(self.cfg, target_axes="xy")
+        if getattr(self.cfg, "target_axes", None) == "auto":  # the axes the world's grid moves (no grid: both)
+            self.cfg = replace(self.cfg, target_axes=moving_axes(shift_grid))
         # recorded (start, later) agent positions, (M, 2) px each (the world model's ``reach_places``)
         self.places = places
         diag = math.hypot(self.height, self.width)
@@ -338,11 +339,9 @@ def make_task(name: str, height: int, width: int, kwargs: dict[str, Any] | None 
     axes = kwargs.get("target_axes", "auto")
     if axes not in TARGET_AXES:
         raise ValueError(f"target_axes must be one of {TARGET_AXES}, got {axes!r}")
-    if "target_axes" in known:
-        kwargs["target_axes"] = moving_axes(shift_grid) if axes == "auto" else axes
     if name == "reach" and kwargs.get("targets", "recorded") not in ("recorded", "uniform"):
         raise ValueError(f"reach targets must be 'recorded' or 'uniform', got {kwargs['targets']!r}")
-    return cls(height, width, cls.config_cls(**kwargs), places)
+    return cls(height, width, cls.config_cls(**kwargs), places, shift_grid)
 
 
 def task_for_model(name: str, model: Any, kwargs: dict[str, Any] | None = None) -> Task:

@@ -18,9 +18,11 @@ from worldmodel.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def _pythonpath() -> str:
     """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
     return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 
 TINY_MODEL = ["checkpoint=null", "preset=tiny", "height=32", "width=48"]
 TINY_TRAIN = ["model.preset=tiny", "bench.steps=1", "bench.warmup=0", "bench.threads=1"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+
 def _pythonpath() -> str:
     """The repository first, then whatever PYTHONPATH already holds (where the dependencies may live)."""
     return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
