@@ -29,6 +29,9 @@ def test_world_end_to_end_then_resume(tmp_path, capsys):
     settings = json.loads((out / "settings.json").read_text())
     assert 0 < settings["mask_size"] <= 0.15 and settings["motion"]["moving_share"] > 0
     assert load_checkpoint(out / "world.pt")["model_config"]["mask_size"] == pytest.approx(settings["mask_size"])
+    # the squares' background never moves: the world is trained with no background shift
+    assert settings["static_background"] is True and settings["motion"]["bg_moves"] == 0
+    assert load_checkpoint(out / "world.pt")["model_config"]["static_background"] is True
     assert f"glassworld play checkpoint={out / 'world.pt'}" in printed
     # an untrained tiny model does not find its agent: the command says so rather than shipping it as healthy
     assert ("UNHEALTHY" in printed) == (not card["health"]["healthy"])

@@ -30,6 +30,7 @@ class MotionStatsConfig:
     max_bg_shift: int = 8  # background shifts searched by phase correlation, px
     min_moving: float = 1e-4  # transitions where less than this share moved are "still" and not counted
     mask_size_range: tuple[float, float] = (0.004, 0.15)  # clamp of the derived L_SIZE target
+    static_below: float = 0.01  # the background is static when it shifted in less than this share of transitions
 
 
 def background_shift(a: torch.Tensor, b: torch.Tensor, max_shift: int) -> tuple[int, int]:
@@ -71,8 +72,9 @@ def motion_stats(data: str | Path, cfg: MotionStatsConfig | None = None, frame_s
 
     Returns a JSON-ready dict: ``moving_share`` (median share of the frame moving relative to the background, over
     transitions where anything moved), ``still_share`` (share of transitions where nothing moved),
-    ``bg_moves`` (share of transitions whose background shifted), ``mask_size`` (the L_SIZE target: the moving
-    share, clamped to :attr:`MotionStatsConfig.mask_size_range`) and the config.
+    ``bg_moves`` (share of transitions whose background shifted), ``static_background`` (``bg_moves`` below
+    :attr:`MotionStatsConfig.static_below`: GLASS's background shift is then 0), ``mask_size`` (the L_SIZE target:
+    the moving share, clamped to :attr:`MotionStatsConfig.mask_size_range`) and the config.
     """
     from .data.dataset import ClipConfig, ClipDataset
 
@@ -91,9 +93,12 @@ def motion_stats(data: str | Path, cfg: MotionStatsConfig | None = None, frame_s
     moving = share[share >= cfg.min_moving]
     median = float(np.median(moving)) if moving.size else 0.0
     lo, hi = cfg.mask_size_range
+    bg_moves = float((np.abs(bg).sum(1) > 0).mean())
     out = {"moving_share": round(median, 5), "still_share": round(float(1 - moving.size / max(share.size, 1)), 4),
-           "bg_moves": round(float((np.abs(bg).sum(1) > 0).mean()), 4), "transitions": int(share.size),
-           "mask_size": round(float(np.clip(median, lo, hi)), 5), "config": asdict(cfg)}
+           "bg_moves": round(bg_moves, 4), "static_background": bg_moves < cfg.static_below,
+           "transitions": int(share.size), "mask_size": round(float(np.clip(median, lo, hi)), 5),
+           "config": asdict(cfg)}
     log.info("motion: %.2f%% of the frame moves (median), background moves in %.0f%% of transitions -> mask_size "
-             "%.4f", 100 * median, 100 * out["bg_moves"], out["mask_size"])
+             "%.4f%s", 100 * median, 100 * bg_moves, out["mask_size"],
+             ", static background" if out["static_background"] else "")
     return out

@@ -11,8 +11,8 @@ Stages, each resumable (run the same command again after Ctrl-C or a kill; it co
 1. **data**: IN is used as is when it holds a ``manifest.json``; a folder of video files is imported into
    ``OUT/data`` (``glassworld data videos``).
 2. **settings** from the data, the same rule for every video (``OUT/settings.json``): the frame size, and GLASS's
-   mask-size target from the share of each frame that moves relative to the background
-   (:func:`worldmodel.datastats.motion_stats`).
+   mask-size target from the share of each frame that moves relative to the background, and whether the
+   background ever moves (a static one gets no background shift) (:func:`worldmodel.datastats.motion_stats`).
 3. **train** GLASS (``cpu`` preset) in ``OUT/run`` until ``--budget-min`` minutes of training are spent
    (``train.time_budget_min``; a tqdm bar shows steps and time left).
 4. **eval** on the val split (``OUT/eval_val.json``), with the health checks (:mod:`worldmodel.health`).
@@ -83,7 +83,7 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
     stats = motion_stats(data)
     settings = {"data": str(data), "height": int(manifest["height"]), "width": int(manifest["width"]),
                 "fps": manifest.get("fps"), "motion": stats, "model": "glass", "preset": cfg.preset,
-                "mask_size": stats["mask_size"], "frame_skip": 0, "budget_min": cfg.budget_min, "seed": cfg.seed}
+                "mask_size": stats["mask_size"], "static_background": stats["static_background"], "frame_skip": 0, "budget_min": cfg.budget_min, "seed": cfg.seed}
     atomic_write_json(path, settings)
     return settings
 
@@ -91,7 +91,10 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
 def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -> list[str]:
     """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes)."""
     return [f"data.path={settings['data']}", "model=glass", f"model.preset={settings['preset']}",
-            f"+model.mask_size={settings['mask_size']}", f"data.frame_skip={settings['frame_skip']}",
+            f"+model.mask_size={settings['mask_size']}",
+            # settings.json of a world begun before static_background was derived: the model's default (False)
+            f"+model.static_background={str(settings.get('static_background', False)).lower()}",
+            f"data.frame_skip={settings['frame_skip']}",
             f"run_dir={run_dir}", f"seed={cfg.seed}", f"device={cfg.device}", f"data.workers={cfg.workers}",
             "train.steps=1000000", f"train.time_budget_min={cfg.budget_min}",
             f"resume={str((run_dir / 'checkpoint.pt').is_file()).lower()}"]

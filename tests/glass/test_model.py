@@ -267,6 +267,23 @@ def test_gma_pretraining_trains_only_the_gma() -> None:
     assert all(_grads(model, p) > 0 for p in LMA_PARTS)
 
 
+def test_static_background_has_no_background_shift_in_training_or_generation() -> None:
+    frames = _clips()
+    moving, still = _model(), _model(static_background=True)
+    still.load_state_dict(moving.state_dict())
+    total, _, _ = still.training_losses(frames, step=0)
+    total.backward()
+    assert _grads(still, "pose_bg") == 0 and _grads(still, "pose_fg") > 0  # P_b takes no part
+    video = ((frames + 1) / 2).clamp(0, 1)
+    with still._eval_mode(), torch.no_grad():
+        assert float(still._infer(video)["shift_b"].abs().max()) == 0
+    with moving._eval_mode(), torch.no_grad():
+        assert float(moving._infer(video)["shift_b"].abs().max()) > 0  # an untrained P_b is not zero
+    out_still, _ = still.generate(video)
+    out_moving, _ = moving.generate(video)
+    assert not torch.equal(out_still[:, 1:], out_moving[:, 1:])  # only the background shifts differ
+
+
 def test_lma_gradients_never_reach_the_gma() -> None:
     gma_off = {f"w_{k}": 0.0 for k in TERMS if k not in LMA_TERMS}
     model = _model(**gma_off)

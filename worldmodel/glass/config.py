@@ -66,6 +66,13 @@ class GlassConfig:
     # sampling; the sub-pixel remainder is kept for the next step), so it does not blur over long rollouts.
     fg_carry: bool = False
     carry_gate_init: float = -2.0  # the gate's initial logit: sigmoid(-2) = 0.12, the carried layer dominates
+    # Static background (not in method.md; official code: False): the background shift Delta_B is 0 instead of
+    # P_b's estimate, in training and in inference. ``glassworld world`` sets it from the data (the background
+    # shifted in < 1 % of train transitions, by phase correlation; worldmodel/datastats). P_b is biased on a
+    # still background: on the 45-min Breakout world it estimated ~0.1 px per step, and generation, which replays
+    # the estimated shifts, drifted the background 1.5-2 px down and right in 16 steps (whole-frame PSNR 20.4 dB
+    # against 42.2 for a frozen first frame).
+    static_background: bool = False
 
     # --- loss weights (5); 0 disables a term (perceptual terms are then not computed at all)
     w_reconstruction: float = 1.0  # L_RECJ, weighted L1 of the joint composite

@@ -137,7 +137,9 @@ class GlassModel(WorldModelBase):
         bg = self.inpainting.inpaint(x, m)
         m5, fg5, bg5 = (v.reshape(b, t, -1, h, w) for v in (m, fg, bg))
         shift_f = self.pose_fg(_pairs(fg5))  # (B*(T-1), 2)
-        shift_b = self.pose_bg(_pairs(bg5))
+        # (B*(T-1), 2); a static background (cfg.static_background) does not move, whatever P_b would say
+        pairs_b = _pairs(bg5)
+        shift_b = pairs_b.new_zeros(pairs_b.shape[0], 2) if self.cfg.static_background else self.pose_bg(pairs_b)
         fm_w = shift_images(torch.cat([fg5[:, :-1], m5[:, :-1]], dim=2).flatten(0, 1), shift_f)  # (B*(T-1), 4, H, W)
         bg_w = shift_images(bg5[:, :-1].flatten(0, 1), shift_b, padding_mode="border")
         fg_w, m_w = fm_w[:, :3], fm_w[:, 3:]
