@@ -44,12 +44,15 @@ def shift_images(images: torch.Tensor, shift: torch.Tensor, mode: str = "bilinea
     """
     assert images.dim() == 4 and shift.shape == (images.shape[0], 2), \
         f"shift_images wants (N, C, H, W) and (N, 2), got {tuple(images.shape)} and {tuple(shift.shape)}"
-    s = _IDENTITY_SCALE
-    theta = images.new_zeros(images.shape[0], 2, 3)
-    theta[:, 0, 0] = 1.0 / s
-    theta[:, 1, 1] = 1.0 / s
-    theta[:, :, 2] = -shift.to(images.dtype) / s
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # the sampling grid of F.affine_grid(theta = [[1/s, 0, -tx/s], [0, 1/s, -ty/s]], align_corners=False), built
+    # directly: pixel centres (2 i + 1) / n - 1, minus the shift, over s (affine_grid's batched matmul cost more
+    # than the sampling itself)
+    h, w = images.shape[-2:]
+    kw = {"device": images.device, "dtype": images.dtype}
+    xs = (torch.arange(w, **kw) * 2 + 1) / w - 1
+    ys = (torch.arange(h, **kw) * 2 + 1) / h - 1
+    base = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), dim=-1)  # (H, W, 2) = (x, y)
+    grid = (base[None] - shift.to(images.dtype)[:, None, None, :]) / _IDENTITY_SCALE  # (N, H, W, 2)
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
