@@ -8,8 +8,10 @@ checkpoint's start bank (the same frames for every pair) and hold that action fo
 position is the centroid of the model's agent mask (``segment`` on the start frame, the rendered mask after the
 last step), as in the environments. Reported (JSON, and a table on stdout):
 
-* per shift: the expected displacement (``hold`` x the grid shift, px), the measured mean displacement over starts
-  and codes, their difference, and the share of rollouts where the agent was lost (no mask);
+* per shift: the asked displacement (``hold`` x the grid shift, px), the expected one (asked, shortened where it
+  would carry the agent out of the world's ``agent_box``, as the dream does: a paddle at the wall stays there), the
+  measured mean displacement over starts and codes, its difference from the expected one, and the share of
+  rollouts where the agent was lost (no mask);
 * per code, at the no-move shift: the mean displacement, and how different the last frames are from those of
   the other codes (mean absolute difference in grey levels, 0-255): do the codes change anything? And the agent's
   look: a crop centred on the agent (12x8 px at a 64-px frame, as eval's agent_look), how much it changed from the
@@ -31,7 +33,7 @@ import torch
 
 from worldmodel.agent_look import DEFAULT_CROP_64, crop_boxes
 from worldmodel.data.format import atomic_write_bytes
-from worldmodel.metrics import locate_agent
+from worldmodel.metrics import kept_in_box, locate_agent
 from worldmodel.models import load_world_model
 from worldmodel.paths import portable_path
 
@@ -70,9 +72,14 @@ def check_controls(model, starts: int = 16, hold: int = 5, seed: int = 0) -> dic
 
     shifts = []
     for s in range(n_shift):
-        expected = (hold * grid[s]).tolist()
-        measured = mean_disp(ok[s], disp[s])
-        shifts.append({"shift": names[s], "expected_px": expected, "measured_px": measured,
+        asked = hold * grid[s]  # (2,) px
+        # where the agent should end: asked, shortened at the edges of the world's agent_box (as step does)
+        box = getattr(model, "agent_box", None)
+        each = kept_in_box(asked.expand(n, 2).to(p0.device), p0, v0, box).cpu()  # (n, 2)
+        sel = ok[s]  # (codes, starts)
+        expected = each.expand(n_code, n, 2)[sel].mean(0).tolist() if bool(sel.any()) else asked.tolist()
+        measured = mean_disp(sel, disp[s])
+        shifts.append({"shift": names[s], "asked_px": asked.tolist(), "expected_px": expected, "measured_px": measured,
                        "error_px": None if measured is None else float(np.hypot(measured[0] - expected[0],
                                                                                  measured[1] - expected[1])),
                        "lost": float(1 - ok[s].float().mean())})

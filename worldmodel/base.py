@@ -27,6 +27,9 @@ class WorldModelBase(nn.Module):
 
     # recorded (start, later) agent positions, two (M, 2) float32 CPU tensors (env_info reach_from / reach_to)
     reach_places: tuple[torch.Tensor, torch.Tensor] | None = None
+    # (4,) float32 (x0, y0, x1, y1) px: where the agent was found in the training video (env_info agent_box);
+    # generation keeps it there (:func:`worldmodel.metrics.kept_in_box`). None: anywhere.
+    agent_box: torch.Tensor | None = None
     model_name: ClassVar[str]
     display_name: ClassVar[str]  # for messages ("GLASS", "keypoint")
     config_cls: ClassVar[Any]
@@ -87,7 +90,7 @@ class WorldModelBase(nn.Module):
 
     def set_env_info(self, info: dict[str, Any]) -> None:
         """Apply a checkpoint's env_info: shift_grid (n, 2) px, shift_names, code_meanings, start_frames,
-        reach_from / reach_to (M, 2) px."""
+        reach_from / reach_to (M, 2) px, agent_box (4,) px."""
         if "shift_grid" in info and info["shift_grid"] is not None:
             grid = torch.as_tensor(info["shift_grid"], dtype=torch.float32)
             if grid.dim() != 2 or grid.shape[1] != 2 or grid.shape[0] < 1:
@@ -117,6 +120,13 @@ class WorldModelBase(nn.Module):
                 raise ValueError(f"env_info reach_from / reach_to must both be (M, 2) pixels, got {tuple(a.shape)} "
                                  f"and {tuple(b.shape)}")
             self.reach_places = (a, b)
+
+        if info.get("agent_box") is not None:
+            box = torch.as_tensor(info["agent_box"], dtype=torch.float32).flatten()
+            if box.numel() != 4 or not bool((box[2:] >= box[:2]).all()):
+                raise ValueError(f"env_info agent_box must be (x0, y0, x1, y1) pixels with x1 >= x0, y1 >= y0, got "
+                                 f"{box.tolist()}")
+            self.agent_box = box
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu"):

@@ -11,6 +11,9 @@ Both go into the checkpoint's ``env_info`` (see :mod:`worldmodel.checkpoint`):
   where it was 1..``horizon`` steps later in the same video (:func:`recorded_places`). The ``reach`` task draws
   its targets from them, so a target is a place the agent is known to get to from where it starts (a Tennis
   player cannot cross the net; a Breakout paddle stays on its row).
+* ``agent_box``: (4,) float32 (x0, y0, x1, y1) pixels: where the model's own locator found the agent on training
+  frames (:func:`agent_box`). Generation keeps the agent inside it (a global action that would carry it out is
+  shortened), as the walls and edges of the recorded scene kept the real one.
 """
 
 from __future__ import annotations
@@ -232,6 +235,40 @@ def recorded_places(root: str | Path, model: nn.Module | None = None, split: str
                 len(tracks), split, "ground truth" if use_gt else "model masks")
     return {"reach_from": torch.from_numpy(a.astype(np.float32)), "reach_to": torch.from_numpy(b.astype(np.float32)),
             "reach_source": "ground truth" if use_gt else "model masks", "reach_horizon": int(cfg.horizon)}
+
+
+@dataclass
+class BoxConfig:
+    """How :func:`agent_box` measures where the agent goes."""
+
+    max_videos: int = 64  # train videos read (evenly spread); each frame costs a masking-network call
+    max_frames: int = 128  # frames per video
+    quantile: float = 0.005  # the box spans these quantiles of the positions (a stray mask does not widen it)
+    min_positions: int = 32  # fewer located positions than this: no box
+
+
+@torch.no_grad()
+def agent_box(root: str | Path, model: nn.Module, split: str = "train", cfg: BoxConfig | None = None
+              ) -> torch.Tensor | None:
+    """Where the agent goes in a dataset, as the model sees it: (4,) float32 (x0, y0, x1, y1) pixels, the
+    ``cfg.quantile`` / ``1 - cfg.quantile`` quantiles of the positions :func:`~worldmodel.metrics.locate_agent`
+    finds in ``model.segment``'s masks of the split's frames (the same locator the dream's agent is followed by,
+    so the box and the dream's positions agree even where ground truth marks another point of the agent).
+    None when the model finds the agent on fewer than ``cfg.min_positions`` frames."""
+    cfg = cfg or BoxConfig()
+    root = Path(root)
+    names = list(read_manifest(root)["splits"].get(split) or [])
+    if not names or getattr(model, "segment", None) is None:
+        return None
+    names = [names[int(i)] for i in np.unique(np.linspace(0, len(names) - 1, min(cfg.max_videos, len(names)))
+                                               .round().astype(int))]
+    places = PlacesConfig(max_frames=cfg.max_frames)
+    pos = np.concatenate([_video_positions(root, n, False, model, places) for n in names])  # (sum T, 2)
+    pos = pos[np.isfinite(pos).all(1)]
+    if len(pos) < cfg.min_positions:
+        return None
+    lo, hi = np.quantile(pos, cfg.quantile, axis=0), np.quantile(pos, 1 - cfg.quantile, axis=0)
+    return torch.tensor([lo[0], lo[1], hi[0], hi[1]], dtype=torch.float32)
 
 
 def _video_positions(root: Path, name: str, use_gt: bool, model: nn.Module | None,

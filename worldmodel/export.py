@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .health import health_summary
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
-from .envinfo import estimate_shift_grid, recorded_places, spread_clip_batches
+from .envinfo import agent_box, estimate_shift_grid, recorded_places, spread_clip_batches
 from .models import GENERATION_FIELDS, generation_settings, load_world_model
 from .paths import portable_paths
 
@@ -97,7 +97,8 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
 
     Drops the optimiser, scheduler and RNG state. With ``data`` (the training data) it re-estimates the shift grid
     with the final weights (:func:`worldmodel.envinfo.estimate_shift_grid`, 32 train clips), fills
-    ``env_info.code_meanings`` when the data is labelled and ``env_info.reach_from`` / ``reach_to``
+    ``env_info.code_meanings`` when the data is labelled, ``env_info.agent_box``
+    (:func:`worldmodel.envinfo.agent_box`) and ``env_info.reach_from`` / ``reach_to``
     (:func:`worldmodel.envinfo.recorded_places`). It merges ``eval_json`` and ``card`` into the checkpoint's
     card. Returns the card.
     """
@@ -118,6 +119,9 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
         train = ClipDataset(data, "train", ClipConfig(clip_len=6, frame_skip=int(full_card.get("frame_skip") or 0),
                                                       ground_truth=False))
         env.update(estimate_shift_grid(model, spread_clip_batches(train, 32, 8), "cpu"))
+        box = agent_box(data, model)
+        if box is not None:
+            env["agent_box"] = box
         places = recorded_places(data, model)
         if places is not None:
             env.update(places)

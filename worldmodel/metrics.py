@@ -276,6 +276,19 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, kernel_size:
 MAX_MASK_FRAC = 0.5
 
 
+def kept_in_box(shift_px: torch.Tensor, pos: torch.Tensor, found: torch.Tensor, box: torch.Tensor | None
+                ) -> torch.Tensor:
+    """Global actions (B, 2) px shortened so that agents at ``pos`` (B, 2) px (where ``found`` (B,) bool) stay
+    inside ``box`` (4,) = (x0, y0, x1, y1) px (a world's ``agent_box``); an agent already outside may move
+    anywhere not farther out. Unchanged where no agent is found, and everywhere when ``box`` is None."""
+    if box is None:
+        return shift_px
+    box = torch.as_tensor(box).to(shift_px.device, shift_px.dtype)
+    lo, hi = torch.minimum(box[:2], pos), torch.maximum(box[2:], pos)  # (B, 2): never pull an agent back in
+    kept = (pos + shift_px).clamp(lo, hi) - pos
+    return torch.where(found[:, None], kept, shift_px)
+
+
 def locate_agent(mask: torch.Tensor, threshold: float = 0.5, min_area_px: float = 1.0,
                  max_frac: float = MAX_MASK_FRAC) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the agent is in a mask: the one locator of glassworld (env rewards, the planner, evaluation, the

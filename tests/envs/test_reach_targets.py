@@ -11,7 +11,7 @@ import torch
 from envs.dream import GlassWorldVectorEnv
 from envs.tasks import make_task
 from worldmodel.data.format import DatasetWriter
-from worldmodel.envinfo import PlacesConfig, recorded_places
+from worldmodel.envinfo import BoxConfig, PlacesConfig, agent_box, recorded_places
 
 H, W = 40, 48
 
@@ -99,6 +99,16 @@ def test_recorded_places_from_model_masks_without_ground_truth(tmp_path, square_
     # every measured position lies on the drawn track (the square's centre, within a pixel)
     d = torch.cdist(p["reach_from"].double(), torch.tensor(track - 0.5))
     assert float(d.min(dim=1).values.max()) < 1.5
+
+
+def test_agent_box_spans_where_the_models_masks_found_the_agent(tmp_path, square_model):
+    track = np.stack([np.linspace(8, 40, 24), np.linspace(8, 30, 24)], 1)
+    _write(tmp_path, [track], with_pos=False)
+    box = agent_box(tmp_path, square_model, cfg=BoxConfig(min_positions=8))
+    assert box is not None and box.shape == (4,)
+    # the square's centre (track - 0.5) from first to last place, within a pixel
+    assert torch.allclose(box, torch.tensor([7.5, 7.5, 39.5, 29.5]), atol=1.0)
+    assert agent_box(tmp_path, square_model, cfg=BoxConfig(min_positions=100)) is None  # too few positions
 
 
 def test_dream_env_draws_targets_from_the_models_recorded_places(square_model):

@@ -13,6 +13,7 @@ from worldmodel.data.format import DatasetError
 from worldmodel.glass import GlassConfig, GlassModel
 from worldmodel.glass.blocks import pixels_to_normalized
 from worldmodel.glass.losses import LMA_TERMS, TERMS
+from worldmodel.metrics import kept_in_box, locate_agent
 from worldmodel.precision import autocast
 
 
@@ -282,6 +283,30 @@ def test_static_background_has_no_background_shift_in_training_or_generation() -
     out_still, _ = still.generate(video)
     out_moving, _ = moving.generate(video)
     assert not torch.equal(out_still[:, 1:], out_moving[:, 1:])  # only the background shifts differ
+
+
+def test_agent_box_keeps_the_dreamed_agent_where_the_video_showed_it() -> None:
+    model = _model()
+    model.set_env_info({"agent_box": [8.0, 8.0, 20.0, 20.0]})
+    pos = torch.tensor([[18.0, 10.0], [30.0, 10.0], [30.0, 10.0], [10.0, 10.0]])
+    shift = torch.tensor([[4.0, -5.0], [4.0, 0.0], [-4.0, 0.0], [40.0, 0.0]])
+    kept = kept_in_box(shift, pos, torch.tensor([True, True, True, False]), model.agent_box)
+    # stopped at the edges; an agent outside may not go farther out but may come back; no agent found: as asked
+    assert kept.tolist() == [[2.0, -2.0], [0.0, 0.0], [-4.0, 0.0], [40.0, 0.0]]
+    with pytest.raises(ValueError, match="agent_box"):
+        model.set_env_info({"agent_box": [8.0, 8.0, 4.0, 20.0]})
+
+    # in step: an agent carried right (tiny preset: fg_carry) stops at the box's edge
+    state = model.start(((_clips(b=1)[:, 0] + 1) / 2).clamp(0, 1))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:13, 14:19] = 1.0  # centroid x = 16
+    state = {**state, "mask": mask, "fg": mask.expand(1, 3, 32, 32).clone()}
+    right = torch.tensor([[8.0, 0.0]])
+    _, boxed, _ = model.step(state, right, torch.zeros(1, dtype=torch.long))
+    model.agent_box = None
+    _, free, _ = model.step(state, right, torch.zeros(1, dtype=torch.long))
+    assert float(locate_agent(boxed)[0][0, 0]) == pytest.approx(20.0)
+    assert float(locate_agent(free)[0][0, 0]) == pytest.approx(24.0)
 
 
 def test_lma_gradients_never_reach_the_gma() -> None:

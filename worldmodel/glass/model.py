@@ -20,7 +20,7 @@ from torch import nn
 
 from ..api import State
 from ..base import WorldModelBase
-from ..metrics import area_at_scale
+from ..metrics import area_at_scale, kept_in_box, locate_agent
 from . import losses as L
 from .blocks import normalized_to_pixels, pixels_to_normalized, shift_images
 from .config import GlassConfig
@@ -426,7 +426,8 @@ class GlassModel(WorldModelBase):
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
              generator: torch.Generator | None = None,
              bg_shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """Advance every rollout by one frame.
+        """Advance every rollout by one frame. A global action that would carry the agent (located in the state's
+        mask) out of ``agent_box`` is shortened to its edge.
 
         Args:
             state: from :meth:`start` or a previous step.
@@ -438,8 +439,11 @@ class GlassModel(WorldModelBase):
             frame (B, 3, H, W) in [0, 1], agent mask (B, 1, H, W) in [0, 1], next state.
         """
         b = state["fg"].shape[0]
-        shift_px = self._shift_pixels(shift, b)
         code = self._code_ids(code, b)
+        # the agent stays where the training video showed it (env_info agent_box): a move out is shortened
+        shift_px = self._shift_pixels(shift, b)
+        if self.agent_box is not None:
+            shift_px = kept_in_box(shift_px, *locate_agent(state["mask"]), self.agent_box)
         bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
             bg_shift, device=self.device).float().view(b, 2)
         with self._eval_mode():
