@@ -457,8 +457,10 @@ class GlassModel(WorldModelBase):
             fgs, mask = self.renderer(s, full_only=True, carried=carried)
             fg = fgs[0]
             offset = state["bg_offset"] + bg_px
-            bg = shift_images(state["bg"], pixels_to_normalized(offset, self.height, self.width),
-                              mode="nearest", padding_mode="border")
+            bg = state["bg"]
+            if bool(offset.any()):  # a still background (the env's default) is not resampled
+                bg = shift_images(bg, pixels_to_normalized(offset, self.height, self.width), mode="nearest",
+                                  padding_mode="border")
             frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
         new_state = {"fg": fg, "mask": mask, "carry_rem": rem, "bg": state["bg"], "bg_offset": offset,
                      "frame": frame, "t": state["t"] + 1, **dyn}
