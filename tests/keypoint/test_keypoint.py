@@ -26,6 +26,7 @@ from worldmodel.keypoint.keypoints import (
 )
 from worldmodel.keypoint.model import KeypointModel, best_of_many
 from worldmodel.keypoint.track import collect_keypoints, kp_track_err
+from worldmodel.metrics import kept_in_box, locate_agent
 from worldmodel.models import build_model, load_world_model
 
 SIZE = 32
@@ -323,6 +324,23 @@ def test_residual_keypoints_carry_out_the_shift_on_the_agent_keypoints():
     absolute = tiny(agent_keypoints=[0, 2], residual_keypoints=False).eval()
     s0 = absolute.start(video[:, 0])
     assert not torch.allclose(s0["keypoints"], absolute.detect_keypoints(video)[:, 0], atol=1e-3)
+
+
+def test_step_keeps_the_agent_in_its_box():
+    model = tiny().eval()
+    state = model.start(square_clips(t=2)[:, 0])
+    pos, found = locate_agent(model._agent_mask(model._unpx(state["keypoints"])))
+    assert bool(found.all())  # the tiny model's agent keypoints make a mask on both starts
+    big = torch.tensor([[30.0, 0.0], [-30.0, 0.0]])
+    code = torch.tensor([0, 0])
+    model.agent_box = torch.cat([pos.min(0).values - 2, pos.max(0).values + 2])
+    kept = kept_in_box(big, pos, found, model.agent_box)
+    assert 0 < kept[0, 0] < 30 and -30 < kept[1, 0] < 0  # both moves end at the box's edge
+    boxed, _, _ = model.step(state, big, code, temperature=0.0)
+    model.agent_box = None
+    asked, _, _ = model.step(state, big, code, temperature=0.0)
+    shortened, _, _ = model.step(state, kept, code, temperature=0.0)
+    assert torch.equal(boxed, shortened) and not torch.equal(boxed, asked)
 
 
 def test_step_rejects_bad_actions_and_frames():

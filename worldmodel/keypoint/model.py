@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ..api import State
 from ..base import WorldModelBase
+from ..metrics import kept_in_box, locate_agent
 from .config import KeypointConfig
 from .keypoints import (
     delta_from_pixels,
@@ -530,7 +531,8 @@ class KeypointModel(WorldModelBase):
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
              generator: torch.Generator | None = None,
              temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """Advance every rollout by one frame.
+        """Advance every rollout by one frame. A global action that would carry the agent (located in the mask of
+        its keypoints) out of ``agent_box`` is shortened to its edge.
 
         Args:
             state: from :meth:`start` or a previous step.
@@ -542,7 +544,11 @@ class KeypointModel(WorldModelBase):
             frame (B, 3, H, W) in [0, 1], agent mask (B, 1, H, W) in {0, 1}, next state.
         """
         b = state["h"].shape[0]
-        shift_n = delta_from_pixels(self._shift_pixels(shift, b), self.height, self.width, self.hm_h, self.hm_w)
+        shift_px = self._shift_pixels(shift, b)
+        if self.agent_box is not None:  # the agent stays where the training video showed it (as GLASS's step)
+            agent = self._agent_mask(self._unpx(state["keypoints"]))
+            shift_px = kept_in_box(shift_px, *locate_agent(agent), self.agent_box)
+        shift_n = delta_from_pixels(shift_px, self.height, self.width, self.hm_h, self.hm_w)
         code = self._code_ids(code, b)
         temp = self.cfg.step_temperature if temperature is None else float(temperature)
         with self._eval_mode():
