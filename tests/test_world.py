@@ -64,6 +64,16 @@ def _script(name: str):
     return mod
 
 
+def test_a_world_begun_before_static_background_resumes_without_it(tmp_path):
+    from worldmodel.world import WorldConfig, train_overrides
+
+    cfg = WorldConfig(str(tmp_path / "data"), str(tmp_path / "w"))
+    old = {"data": "d", "preset": "cpu", "mask_size": 0.01, "frame_skip": 0}
+    assert not any("static_background" in o for o in train_overrides(cfg, old, tmp_path / "run"))
+    new = train_overrides(cfg, {**old, "static_background": True}, tmp_path / "run")
+    assert "+model.static_background=true" in new
+
+
 def test_world_refuses_a_missing_source(tmp_path, capsys):
     assert main(["world", str(tmp_path / "nope"), str(tmp_path / "w")]) == 2
     assert "neither a dataset folder" in capsys.readouterr().err

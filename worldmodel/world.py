@@ -90,11 +90,11 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
 
 def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -> list[str]:
     """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes)."""
+    # a world begun before static_background was derived has no such setting: it resumes as it was trained
+    static = [f"+model.static_background={str(settings['static_background']).lower()}"] \
+        if "static_background" in settings else []
     return [f"data.path={settings['data']}", "model=glass", f"model.preset={settings['preset']}",
-            f"+model.mask_size={settings['mask_size']}",
-            # settings.json of a world begun before static_background was derived: the model's default (False)
-            f"+model.static_background={str(settings.get('static_background', False)).lower()}",
-            f"data.frame_skip={settings['frame_skip']}",
+            f"+model.mask_size={settings['mask_size']}", *static, f"data.frame_skip={settings['frame_skip']}",
             f"run_dir={run_dir}", f"seed={cfg.seed}", f"device={cfg.device}", f"data.workers={cfg.workers}",
             "train.steps=1000000", f"train.time_budget_min={cfg.budget_min}",
             f"resume={str((run_dir / 'checkpoint.pt').is_file()).lower()}"]
