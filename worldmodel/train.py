@@ -731,14 +731,14 @@ class _Trainer:
         window = _LogWindow(self._session_start, p.step)
         last: dict[str, float] = {}
         stopped: str | None = None
-        out_of_time = False
+        out_of_time = budget_s is not None and self._wall_base >= budget_s  # resumed with the budget spent: no step
         batches = self._batches(loader, sampler, per_rank)
         model.train()
         committed = self._commit()  # the state after the last completed step (saved if a step fails)
         self._saved_step = p.step  # the step of the checkpoint on disk (a resumed run's, or none yet at 0)
         with _Stop() as stop:
             try:
-                while p.step < t.steps:
+                while p.step < t.steps and not out_of_time:
                     frames_u8 = next(batches)  # (b, T_max, 3, H, W) uint8
                     p.batch_in_epoch += 1
                     step = p.step
