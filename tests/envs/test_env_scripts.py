@@ -53,3 +53,18 @@ def test_check_controls_measures_what_each_action_does(square_checkpoint, tmp_pa
     # ... and the repainting is on the agent: each code's agent crop differs from the others' and from the start's
     assert all(c["agent_crop_diff_vs_other_codes"] > 1.0 for c in r["codes"])
     assert all(c["agent_crop_change"] is not None and c["agent_crop_change"] >= 0 for c in r["codes"])
+
+
+def test_carry_gate_reports_how_much_each_code_redraws_the_agent(glass_checkpoint, square_checkpoint, tmp_path,
+                                                                  capsys):
+    main = runpy.run_path(str(SCRIPTS / "carry_gate.py"))["main"]
+    out = tmp_path / "gate.json"
+    assert main([str(glass_checkpoint), "--starts", "3", "--hold", "2", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["starts"] == 3 and r["hold"] == 2 and len(r["codes"]) >= 2
+    for row in r["codes"]:
+        assert 0 < row["gate_overall"] < 1 and row["frame_diff_vs_code0"] >= 0
+        assert row["gate_on_agent"] is None or 0 <= row["gate_on_agent"] <= 1
+    assert r["codes"][0]["dynamics_change_vs_code0"] == 0 and r["codes"][1]["dynamics_change_vs_code0"] > 0
+    assert main([str(square_checkpoint)]) == 2  # not a GLASS model with the agent carry
+    assert "fg_carry" in capsys.readouterr().err
