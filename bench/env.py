@@ -127,6 +127,27 @@ def time_dream(cfg: BenchEnvConfig, device: torch.device, num_envs: int) -> dict
             "ms_per_vector_step": 1000 * dt / steps, "timed_vector_steps": steps}
 
 
+def step_flops(cfg: BenchEnvConfig, batch: int = 4) -> dict[str, Any]:
+    """Floating-point operations of one dream step per env (torch's FlopCounterMode over ``model.step`` on
+    ``batch`` start frames, no action shortened): the machine-independent side of the speed figure. Returns
+    ``mflop_per_env_step`` and ``by_part`` (MFLOP per env step of each network the step runs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from worldmodel.models import load_world_model
+
+    model = load_world_model(cfg.checkpoint, "cpu") if cfg.checkpoint else cfg.untrained_model(torch.device("cpu"))
+    frames = model.start_frames[:batch] if len(model.start_frames) else \
+        torch.zeros(batch, 3, model.height, model.width, dtype=torch.uint8)
+    n = len(frames)
+    state = model.start(frames)
+    zeros = torch.zeros(n, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        model.step(state, zeros, zeros)
+    counts = {k: sum(v.values()) / n / 1e6 for k, v in counter.get_flop_counts().items()}
+    return {"mflop_per_env_step": round(counts.get("Global", 0.0), 3),
+            "by_part": {k: round(v, 3) for k, v in counts.items() if k != "Global" and "." not in k}}
+
+
 def time_ale_tennis(seconds: float, seed: int = 0) -> dict[str, float]:
     """ALE Tennis steps/s three ways: Gymnasium's ``ALE/Tennis-v5`` (frameskip 4, RGB observations), the bare
     ``ALEInterface`` (4 frames + screen per step) and glassworld's real-game env (1 env, cropped and resized)."""
@@ -195,6 +216,8 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
                     "loadavg_1m_start": loadavg_1m()},
         "dream": {},
     }
+    result["flops"] = step_flops(cfg)
+    log.info("dream step: %.1f MFLOP per env step", result["flops"]["mflop_per_env_step"])
     log.info("timing ALE Tennis")
     ale = time_ale_tennis(cfg.ale_seconds, cfg.seed)
     result["ale_tennis"] = ale

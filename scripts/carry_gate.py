@@ -43,8 +43,8 @@ def carry_gate(model, starts: int = 16, hold: int = 4) -> dict:
             for _ in range(hold):
                 frame, mask, state = model.step(state, torch.zeros(n, dtype=torch.long, device=model.device),
                                                 torch.full((n,), c, dtype=torch.long, device=model.device))
-            gate = torch.sigmoid(seen["head"][:, 4:5].float())  # (n, 1, H, W)
-            agent = mask > 0.5
+            gate = torch.sigmoid(seen["head"][:, 4:5].float())  # (n, 1, h, w): the agent window, or the frame
+            agent = state["fg_mask"] > 0.5  # the rendered mask where the gate is
             dyn, img = seen["dyn"].float(), frame.float()
             if base is None:
                 base = (dyn, img)

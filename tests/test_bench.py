@@ -148,6 +148,9 @@ def test_bench_env_writes_dream_and_ale_speeds(tmp_path, capsys):
         assert d["timed_vector_steps"] * d["ms_per_vector_step"] / 1000 >= 0.2 * 0.95
         assert r["ratios_vs_gym_ale_tennis"]["cpu"][n] > 0
     assert r["target"]["met"] is None  # N=64 was not timed
+    flops = r["flops"]  # counted, not timed: the networks a step runs, per env
+    assert {"Encoder", "Dynamics", "Renderer"} <= set(flops["by_part"])
+    assert 0 < sum(flops["by_part"].values()) <= flops["mflop_per_env_step"] * 1.001
     mem = r["single_env_memory"]
     assert mem["steps"] == 200 and 0 < mem["rss_after_imports_mb"] <= mem["peak_rss_mb"]
     assert isinstance(r["memory_target"]["met"], bool)

@@ -168,6 +168,10 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
     lines = [f"# Model card: {name}", "", f"- model: {ckpt['model']} (preset {preset}), "
              f"{mc.get('height')}x{mc.get('width')} frames",
              f"- training steps: {ckpt['step']}", f"- perceptual backbone: {ckpt.get('perceptual')}"]
+    crop = mc.get("agent_crop") or [0, 0]
+    if ckpt["model"] == "glass":
+        lines.append("- local part (E, A, dynamics, renderer) on: " + (
+            f"a {crop[0]}x{crop[1]}-px agent window" if list(crop) != [0, 0] else "the whole frame"))
     for key in ("command", "dataset", "dataset_command", "generator", "wall_time_s", "hardware", "torch",
                 "file_size_mb", "generation"):
         if key in card:

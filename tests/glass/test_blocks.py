@@ -12,7 +12,9 @@ from worldmodel.glass.blocks import (
     ResidualBlock,
     SameBlock,
     UpBlock,
+    crop_windows,
     normalized_to_pixels,
+    paste_windows,
     pixels_to_normalized,
     shift_images,
 )
@@ -184,3 +186,18 @@ def test_residual_block_parameter_layout() -> None:
     # shortcut projection only when the shape changes (method.md 1); these counts add up to the official table
     assert sum(p.numel() for p in ResidualBlock(256, 256).parameters()) == 1180672
     assert sum(p.numel() for p in ResidualBlock(256, 256, ds=2).parameters()) == 1180672 + 65536 + 512
+
+
+def test_crop_and_paste_windows_copy_pixels_exactly() -> None:
+    """crop_windows cuts (h, w) windows at whole-pixel corners, zero past the frame edge; paste_windows puts them
+    back where they came from (zeros elsewhere)."""
+    img = torch.arange(2 * 3 * 8 * 10, dtype=torch.float32).reshape(2, 3, 8, 10)
+    corner = torch.tensor([[2.0, 1.0], [-3.0, 5.0]])  # (x, y): inside; past the left and bottom edges
+    crops = crop_windows(img, corner, (4, 4))
+    assert torch.equal(crops[0], img[0, :, 1:5, 2:6])
+    assert torch.equal(crops[1, :, :3, 3:], img[1, :, 5:8, 0:1])  # the part inside the frame
+    assert float(crops[1, :, :, :3].abs().sum()) == 0 and float(crops[1, :, 3:].abs().sum()) == 0
+    back = paste_windows(crops, corner, (8, 10))
+    assert torch.equal(back[0, :, 1:5, 2:6], img[0, :, 1:5, 2:6])
+    assert float(back[0].abs().sum()) == float(img[0, :, 1:5, 2:6].abs().sum())
+    assert torch.equal(back[1, :, 5:8, 0:1], img[1, :, 5:8, 0:1])

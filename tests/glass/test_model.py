@@ -11,6 +11,7 @@ import torch
 from worldmodel.checkpoint import save_checkpoint
 from worldmodel.data.format import DatasetError
 from worldmodel.glass import GlassConfig, GlassModel
+from worldmodel.glass.config import agent_window
 from worldmodel.glass.blocks import pixels_to_normalized
 from worldmodel.glass.losses import LMA_TERMS, TERMS
 from worldmodel.metrics import kept_in_box, locate_agent
@@ -36,6 +37,14 @@ def _clips(b: int = 2, t: int = 4, h: int = 32, w: int = 32, seed: int = 0) -> t
 def _model(h: int = 32, w: int = 32, seed: int = 0, **overrides) -> GlassModel:
     torch.manual_seed(seed)
     return GlassModel(GlassConfig.preset("tiny", h, w, **overrides))
+
+
+class _BrightMask(torch.nn.Module):
+    """A masking network that finds the squares of :func:`_clips` (their red channel is 0.9; the background's at
+    most -0.2): (N, 3, H, W) in [-1, 1] -> (N, 1, H, W) in {0, 1}."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :1] > 0.5).to(x.dtype)
 
 
 def _grads(model: GlassModel, part: str) -> float:
@@ -204,6 +213,88 @@ def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_rema
     assert torch.allclose(opened[0], plain[0], atol=1e-5)
 
 
+def test_agent_window_size_follows_the_mask_size_target() -> None:
+    """cpu/tiny presets: a square of 3 sqrt(theta H W) px rounded up to 16, at most the frame; the whole frame is
+    (0, 0); the paper preset keeps the official whole-frame local part; a bad window is one clear error."""
+    assert agent_window(0.0117, 64, 64) == (32, 32)  # Tennis 64x64: a 5x8-px player
+    assert agent_window(0.004, 64, 64) == (16, 16)  # Breakout 64x64
+    assert agent_window(0.06, 96, 128) == (96, 96)
+    assert agent_window(0.15, 96, 128) == (0, 0)  # as large as the frame: the whole frame
+    cfg = GlassConfig.preset("cpu", 64, 64, mask_size=0.0117)
+    assert cfg.agent_crop == (32, 32) and cfg.windowed and cfg.state_resolution == (4, 4)
+    assert GlassConfig.preset("paper", 64, 64, mask_size=0.0117).agent_crop == (0, 0)
+    assert GlassConfig.preset("cpu", 64, 64, mask_size=0.0117, agent_crop=(0, 0)).lma_size == (64, 64)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        GlassConfig.preset("cpu", 64, 64, agent_crop=(24, 24))
+
+
+def test_agent_window_follows_the_agent_and_runs_the_local_part_on_it_alone() -> None:
+    """With an agent window the encoder, dynamics and renderer see only a 16x16 window that starts centred on the
+    agent and moves with the global action by whole pixels; with the gate shut a rollout is the start agent moved
+    exactly as the whole-frame carry moves it (the same frames), while the networks ran on 1/4 of the pixels."""
+    h = w = 32
+    x = (_clips(h=h, w=w)[:, 0] + 1) / 2  # 8x8 squares at (4, 6) and (4, 9)
+    frames = {}
+    for crop in ((16, 16), (0, 0)):
+        model = _model(h, w, agent_crop=crop).eval()
+        model.masking = _BrightMask()
+        with torch.no_grad():
+            model.renderer.head3.conv.bias[4:] = -30.0  # gate shut: the carried layer alone
+        seen = []
+        hook = model.encoder.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
+        state = model.start(x)
+        start_win = state["win"].clone()
+        if crop != (0, 0):
+            assert state["fg"].shape == (2, 3, 16, 16) and state["mask"].shape == (2, 1, h, w)
+            pos, found = locate_agent(state["mask"])
+            assert bool(found.all())
+            centre = state["win"] + 7.5  # the agent is at the window's centre (to half a pixel)
+            assert float((centre - pos).abs().max()) <= 0.5
+        out = []
+        for shift in ([[3.0, 0.0], [0.0, 2.0]], [[1.4, 0.0], [0.0, -1.0]], [[1.4, 0.0], [0.0, -1.0]]):
+            frame, _, state = model.step(state, torch.tensor(shift), torch.zeros(2, dtype=torch.long))
+            out.append(frame)
+        hook.remove()
+        frames[crop] = torch.stack(out, dim=1)
+        assert set(seen) == {(16, 16) if crop != (0, 0) else (h, w)}
+        if crop != (0, 0):  # row 0: 3 + 1 + 2 px right (1.4 + 1.4 = 2.8 moves 1, then 2); row 1: 2 - 1 - 1 = 0
+            assert (state["win"] - start_win).tolist() == [[6.0, 0.0], [0.0, 0.0]]
+    torch.testing.assert_close(frames[(16, 16)], frames[(0, 0)], atol=1e-5, rtol=0)
+
+
+def test_agent_window_cuts_the_cost_of_a_step_by_its_share_of_the_frame() -> None:
+    """A 16x16 window on 32x32 frames: the encoder, dynamics and renderer of a step cost a quarter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = (_clips()[:, 0] + 1) / 2
+    cost = {}
+    for crop in ((16, 16), (0, 0)):
+        model = _model(agent_crop=crop).eval()
+        state = model.start(x)
+        with FlopCounterMode(display=False) as counter:
+            model.step(state, torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+        counts = counter.get_flop_counts()
+        cost[crop] = sum(sum(counts[k].values()) for k in ("Encoder", "Dynamics", "Renderer"))
+    assert cost[(16, 16)] == pytest.approx(cost[(0, 0)] / 4, rel=0.02)
+
+
+def test_windowed_training_sees_agent_windows_and_pastes_them_back() -> None:
+    """Training with an agent window: the local losses are computed on the windows (the encoder sees 16x16
+    inputs), gradients reach every local part, and the logged reconstruction is pasted back into the frame."""
+    model = _model(32, 32, agent_crop=(16, 16))
+    seen = []
+    hook = model.encoder.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
+    total, terms, aux = model.training_losses(_clips(), step=10)
+    hook.remove()
+    total.backward()
+    assert set(seen) == {(16, 16)}
+    for part in ("encoder", "action", "dynamics", "renderer"):
+        assert _grads(model, part) > 0, part
+    assert aux["recon_fg"].shape == (2, 3, 3, 32, 32)
+    outside = aux["recon_fg"][0, 0].abs().sum(0) == 0  # nothing drawn outside the window
+    assert 0.6 < float(outside.float().mean()) < 0.8  # 16x16 of 32x32 drawn: 3/4 of the frame stays empty
+
+
 def test_training_carries_the_agent_as_generation_does() -> None:
     """Training's free-running steps move the carried layer as ``step`` does: whole pixels, the sub-pixel rest kept
     for later steps, never resampled. (They used to shift it bilinearly by the sub-pixel action: after a few
@@ -300,7 +391,7 @@ def test_agent_box_keeps_the_dreamed_agent_where_the_video_showed_it() -> None:
     state = model.start(((_clips(b=1)[:, 0] + 1) / 2).clamp(0, 1))
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 8:13, 14:19] = 1.0  # centroid x = 16
-    state = {**state, "mask": mask, "fg": mask.expand(1, 3, 32, 32).clone()}
+    state = {**state, "mask": mask, "fg_mask": mask, "fg": mask.expand(1, 3, 32, 32).clone()}
     right = torch.tensor([[8.0, 0.0]])
     _, boxed, _ = model.step(state, right, torch.zeros(1, dtype=torch.long))
     model.agent_box = None
@@ -479,7 +570,7 @@ def test_reencode_every_and_burn_in_reground_long_rollouts() -> None:
     f1, _, _ = model.step(model.start(x), shift, code)
     model.cfg.burn_in = 0
     _, _, primed = model.step(model.start(x), torch.zeros(2, 2), code)
-    primed.update(fg=plain["fg"], mask=plain["mask"], t=torch.ones(2, dtype=torch.long))
+    primed.update(fg=plain["fg"], fg_mask=plain["fg_mask"], mask=plain["mask"], win=plain["win"], t=torch.ones(2, dtype=torch.long))
     f1_expected, _, _ = model.step(primed, shift, code)
     assert torch.allclose(f1, f1_expected, atol=1e-5)
 

@@ -56,6 +56,32 @@ def shift_images(images: torch.Tensor, shift: torch.Tensor, mode: str = "bilinea
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
+def _pixel_grid(n_out: tuple[int, int], offset: torch.Tensor, n_in: tuple[int, int]) -> torch.Tensor:
+    """grid_sample grid (N, h_out, w_out, 2) that reads input pixel (x + offset_x, y + offset_y) at output pixel
+    (x, y): offset (N, 2) whole pixels (x, y), input size n_in = (h_in, w_in). Pixel centres are sampled exactly,
+    so nearest sampling copies values."""
+    (ho, wo), (hi, wi) = n_out, n_in
+    kw = {"device": offset.device, "dtype": offset.dtype}
+    xs = torch.arange(wo, **kw)[None, None, :] + offset[:, None, None, 0]  # (N, 1, wo)
+    ys = torch.arange(ho, **kw)[None, :, None] + offset[:, None, None, 1]  # (N, ho, 1)
+    xs, ys = torch.broadcast_tensors((xs * 2 + 1) / wi - 1, (ys * 2 + 1) / hi - 1)
+    return torch.stack([xs, ys], dim=-1)
+
+
+def crop_windows(images: torch.Tensor, top_left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Windows of ``size`` = (h, w) px cut from images (N, C, H, W) at ``top_left`` (N, 2) whole pixels (x, y)
+    -> (N, C, h, w); pixels outside the image are 0 (a window may reach past the frame edge)."""
+    grid = _pixel_grid(size, top_left.to(images.dtype), tuple(images.shape[-2:]))
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def paste_windows(crops: torch.Tensor, top_left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`crop_windows`: crops (N, C, h, w) placed at ``top_left`` (N, 2) whole pixels (x, y) in a
+    frame of ``size`` = (H, W) of zeros -> (N, C, H, W)."""
+    grid = _pixel_grid(size, -top_left.to(crops.dtype), tuple(crops.shape[-2:]))
+    return F.grid_sample(crops, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
 # ---------------------------------------------------------------------------------------------------- conv blocks
 def _pool(x: torch.Tensor, ds: int) -> torch.Tensor:
     return F.avg_pool2d(x, ds) if ds != 1 else x

@@ -11,6 +11,7 @@ Defaults are the official W-Sprites values; :meth:`GlassConfig.preset` builds th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,13 @@ class GlassConfig:
     # the estimated shifts, drifted the background 1.5-2 px down and right in 16 steps (whole-frame PSNR 20.4 dB
     # against 42.2 for a frozen first frame).
     static_background: bool = False
+    # Agent window (not in method.md; official code: (0, 0), the whole frame): the local-motion part (E, C, A,
+    # dynamics, renderer) works on an (h, w)-px window of the foreground that starts centred on the agent and moves
+    # with the global action by whole pixels, and its output is pasted back into the frame there. The shift is
+    # then already removed from what the local action and the renderer see, the carried agent needs no resampling,
+    # and every step costs (h w) / (H W) of the whole frame's convolutions. (0, 0) or a window as large as the
+    # frame: the whole frame. The cpu and tiny presets derive it from the mask-size target (:func:`agent_window`).
+    agent_crop: tuple[int, int] = (0, 0)
 
     # --- loss weights (5); 0 disables a term (perceptual terms are then not computed at all)
     w_reconstruction: float = 1.0  # L_RECJ, weighted L1 of the joint composite
@@ -143,7 +151,7 @@ class GlassConfig:
     burn_in: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("mask_up_res_blocks", "inpaint_channels", "pose_channels", "pose_hidden", "encoder_channels",
+        for name in ("agent_crop", "mask_up_res_blocks", "inpaint_channels", "pose_channels", "pose_hidden", "encoder_channels",
                      "action_mlp_hidden", "renderer_channels"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         self.lr_milestones = [int(v) for v in self.lr_milestones]
@@ -159,6 +167,12 @@ class GlassConfig:
             raise ValueError("obs_start and obs_end must be >= 2 (a clip needs at least one transition)")
         if self.renderer_final_kernel % 2 == 0:
             raise ValueError(f"renderer_final_kernel must be odd, got {self.renderer_final_kernel}")
+        ch, cw = self.agent_crop
+        if (ch, cw) != (0, 0) and (ch % 16 or cw % 16 or not 0 < ch <= self.height or not 0 < cw <= self.width):
+            raise ValueError(f"agent_crop must be (0, 0) or multiples of 16 within the {self.height}x{self.width} "
+                             f"frame, got {self.agent_crop}")
+        if (ch, cw) == (self.height, self.width):
+            self.agent_crop = (0, 0)  # a window the size of the frame is the whole frame
         if self.reencode_every < 0 or self.burn_in < 0:
             raise ValueError(f"reencode_every and burn_in must be >= 0, got {self.reencode_every}, {self.burn_in}")
 
@@ -169,9 +183,20 @@ class GlassConfig:
         return self.encoder_channels[-1]
 
     @property
+    def windowed(self) -> bool:
+        """True when the local-motion part works on an agent window (``agent_crop``) rather than the frame."""
+        return self.agent_crop != (0, 0)
+
+    @property
+    def lma_size(self) -> tuple[int, int]:
+        """(h, w) px of what E, A, the dynamics and the renderer see: the agent window, or the whole frame."""
+        return self.agent_crop if self.windowed else (self.height, self.width)
+
+    @property
     def state_resolution(self) -> tuple[int, int]:
-        """(R_h, R_w) of the encoder features and the dynamics state: 1/8 of the frame."""
-        return self.height // 8, self.width // 8
+        """(R_h, R_w) of the encoder features and the dynamics state: 1/8 of :attr:`lma_size`."""
+        h, w = self.lma_size
+        return h // 8, w // 8
 
     @property
     def clip_len_max(self) -> int:
@@ -276,4 +301,24 @@ class GlassConfig:
                 lr=1e-3, lr_milestones=[1000000], batch_size=2,
             )
         v.update(overrides)
+        if name != "paper" and "agent_crop" not in overrides:
+            v["agent_crop"] = agent_window(v["mask_size"], int(height), int(width))
         return cls.from_dict(v)
+
+
+AGENT_WINDOW_FACTOR = 3.0
+
+
+def agent_window(mask_size: float, height: int, width: int) -> tuple[int, int]:
+    """The agent window of the cpu and tiny presets (GlassConfig.agent_crop) from the mask-size target theta.
+
+    L_SIZE makes the segmented agent cover about theta H W pixels, so an agent of that area fits, with room to
+    swing and to drift from the window centre, in a square of side ``AGENT_WINDOW_FACTOR`` sqrt(theta H W) (an
+    a x b agent fits while b <= 9 a), rounded up to a multiple of 16 and at most the frame along each axis.
+    Returns (h, w) px; (0, 0) when that is the whole frame. Tennis 64x64 (theta 0.0117): 32x32; Breakout 64x64
+    (0.004): 16x16; W-Sprites 96x128 (0.06): 96x96.
+    """
+    side = AGENT_WINDOW_FACTOR * math.sqrt(max(mask_size, 0.0) * height * width)
+    side = max(16, int(math.ceil(side / 16 - 1e-9)) * 16)
+    h, w = min(side, height // 16 * 16), min(side, width // 16 * 16)
+    return (0, 0) if (h, w) == (height, width) else (h, w)

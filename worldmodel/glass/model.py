@@ -22,7 +22,7 @@ from ..api import State
 from ..base import WorldModelBase
 from ..metrics import area_at_scale, kept_in_box, locate_agent
 from . import losses as L
-from .blocks import normalized_to_pixels, pixels_to_normalized, shift_images
+from .blocks import crop_windows, normalized_to_pixels, paste_windows, pixels_to_normalized, shift_images
 from .config import GlassConfig
 from .networks import (
     ActionNetwork,
@@ -168,24 +168,66 @@ class GlassModel(WorldModelBase):
         u = self.action(att_shifted, att[:, 1:].flatten(0, 1))
         return phi.reshape(b, t, *phi.shape[1:]), e.reshape(b, t, *e.shape[1:]), u
 
-    def _carried(self, fg: torch.Tensor, mask: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
-        """The layer a fg_carry renderer blends with: foreground (N, 3, H, W) and mask (N, 1, H, W) moved by
-        ``shift`` (N, 2) normalized, whole pixels (:meth:`_carry_move`; sampled nearest, so nothing is blurred)
-        -> (N, 4, H, W); None without fg_carry."""
+    def _carried(self, fg: torch.Tensor, mask: torch.Tensor, move_px: torch.Tensor) -> torch.Tensor | None:
+        """The layer a fg_carry renderer blends with: foreground (N, 3, h, w) and mask (N, 1, h, w) moved by
+        ``move_px`` (N, 2) whole pixels (:meth:`_carry_move`; sampled nearest, so nothing is blurred) -> (N, 4, h,
+        w); None without fg_carry. With an agent window the window moves instead and the layer stays put in it."""
         if not self.cfg.fg_carry:
             return None
-        return shift_images(torch.cat([fg, mask.to(fg.dtype)], dim=1), shift.to(fg.dtype), mode="nearest")
+        layer = torch.cat([fg, mask.to(fg.dtype)], dim=1)
+        if self.cfg.windowed:
+            return layer
+        move = pixels_to_normalized(move_px, self.height, self.width)
+        return shift_images(layer, move.to(fg.dtype), mode="nearest")
+
+    # ------------------------------------------------------------------------------------------- agent window
+    def _window_at(self, mask: torch.Tensor) -> torch.Tensor:
+        """Top-left corner (N, 2) whole pixels (x, y) of the agent window (``cfg.agent_crop``) centred on the agent
+        of masks (N, 1, H, W): the located agent (:func:`locate_agent`), else the mask's weighted centroid, else
+        the frame centre."""
+        pos, found = locate_agent(mask)
+        weight = mask[:, 0].float().clamp_min(0)  # (N, H, W)
+        total = weight.sum((1, 2))
+        ys = torch.arange(self.height, device=mask.device, dtype=weight.dtype)
+        xs = torch.arange(self.width, device=mask.device, dtype=weight.dtype)
+        soft = torch.stack([(weight.sum(1) * xs).sum(1), (weight.sum(2) * ys).sum(1)], dim=1) \
+            / total.clamp_min(1e-6)[:, None]
+        centre = weight.new_tensor([(self.width - 1) / 2, (self.height - 1) / 2]).expand_as(soft)
+        centre = torch.where((total > 1e-6)[:, None], soft, centre)
+        centre = torch.where(found[:, None], pos.to(weight.dtype), centre)
+        ch, cw = self.cfg.lma_size
+        return (centre - centre.new_tensor([(cw - 1) / 2, (ch - 1) / 2])).round()
+
+    def _clip_windows(self, mask0: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Agent windows of a clip: centred on the agent of the first masks (B, 1, H, W), then moved by the
+        whole-pixel carry moves of ``shifts`` (B, T-1, 2) normalized (:meth:`_carry_move`: the window of frame t
+        is the first one plus round(sum of the first t shifts)). Returns (B, T, 2) top-left px (x, y)."""
+        px = normalized_to_pixels(shifts.detach().float(), self.height, self.width)
+        cum = torch.cat([px.new_zeros(px.shape[0], 1, 2), px.cumsum(1)], dim=1).round()
+        return self._window_at(mask0)[:, None] + cum
+
+    def _crop_seq(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Frames (B, n, C, H, W) cut at windows (B, n, 2) -> (B, n, C, h, w) (``cfg.agent_crop``)."""
+        b, n = x.shape[:2]
+        out = crop_windows(x.flatten(0, 1), windows.flatten(0, 1), self.cfg.lma_size)
+        return out.reshape(b, n, *out.shape[1:])
+
+    def _paste_seq(self, x: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Window contents (B, n, C, h, w) put back at windows (B, n, 2) into frames of zeros (B, n, C, H, W)."""
+        b, n = x.shape[:2]
+        out = paste_windows(x.flatten(0, 1), windows.flatten(0, 1), (self.height, self.width))
+        return out.reshape(b, n, *out.shape[1:])
 
     def _carry_move(self, shift_px: torch.Tensor, rem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """How far the carried layer moves this step: whole pixels only, so it is never resampled into a blur.
 
         shift_px: (N, 2) the global action in pixels; rem: (N, 2) the sub-pixel part of earlier actions not moved
-        yet. Returns the move (N, 2) in normalized units for :meth:`_carried` (``mode="nearest"``) and the new
-        remainder (N, 2) px. Training and generation move the layer the same way.
+        yet. Returns the move (N, 2) whole pixels (for :meth:`_carried`, or the agent window) and the new remainder
+        (N, 2) px. Training and generation move the layer the same way.
         """
         total = shift_px + rem
         whole = total.round()
-        return pixels_to_normalized(whole, self.height, self.width), total - whole
+        return whole, total - whole
 
     def _render(self, s: torch.Tensor, b: int, carried: torch.Tensor | None = None
                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -198,7 +240,9 @@ class GlassModel(WorldModelBase):
         """Dynamics + rendering over a clip (method.md 3, steps 9-11).
 
         Args:
-            fg: real foregrounds (B, T, 3, H, W) (the carried layer of teacher-forced steps with fg_carry).
+            fg: real foregrounds (B, T, 3, H, W) (the carried layer of teacher-forced steps with fg_carry); with
+                an agent window (cfg.agent_crop) their windows (B, T, 3, h, w), and likewise ``mask`` and the
+                outputs.
             codes: (B, T-1, action_dim) local action codes; shifts: (B, T-1, 2) normalized.
             e: (B, T, s, R_h, R_w) compressed states of the real frames.
             num_gt: teacher-forced transitions (the rest re-encode the last reconstruction).
@@ -285,11 +329,17 @@ class GlassModel(WorldModelBase):
         lma_on = cfg.lma_active(step)
         with contextlib.nullcontext() if lma_on else torch.no_grad():
             fg, fg_w, shift_f = g["fg"].detach(), g["fg_shifted"].detach(), g["shift_f"].detach()
+            real_mask = g["mask"].detach()
+            windows = None
+            if cfg.windowed:  # the local part sees the agent window: centred on the agent, moved by the shifts
+                windows = self._clip_windows(real_mask[:, 0], shift_f)  # (B, T, 2)
+                fg, real_mask = self._crop_seq(fg, windows), self._crop_seq(real_mask, windows)
+                fg_w = self._crop_seq(fg_w, windows[:, 1:])  # f_t o Delta_F in the window of frame t+1
             phi, e, u = self._encode_actions(fg, fg_w)
             code, ids, terms["vq"] = self.action.vq(u)
             self._recent_u = u.detach()
             codes = code.view(b, t - 1, -1)
-            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), g["mask"].detach())
+            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), real_mask)
             w_u = L.unsupervised_weights(fg, recon[0])
             w_a = L.action_weights(fg, fg_w, recon[0])
             use_perc = lma_on and cfg.w_multiscale_perceptual > 0
@@ -305,8 +355,8 @@ class GlassModel(WorldModelBase):
                     phi_hat[k] = phi_missing[:, j]
             terms["cycle"] = F.l1_loss(torch.stack(phi_hat, dim=1), phi[:, 1:].detach())
             mask_loss = L.balanced_l1 if cfg.mask_reconstruction_balanced else F.l1_loss
-            terms["mask_reconstruction"] = mask_loss(recon_mask, g["mask"][:, 1:].detach())
-            terms["mask_area"] = L.mask_area_loss(recon_mask, g["mask"][:, 1:].detach())
+            terms["mask_reconstruction"] = mask_loss(recon_mask, real_mask[:, 1:])
+            terms["mask_area"] = L.mask_area_loss(recon_mask, real_mask[:, 1:])
 
         weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
         for name, value in terms.items():
@@ -322,9 +372,10 @@ class GlassModel(WorldModelBase):
         out_terms = {k: v.detach() for k, v in terms.items()}
         out_terms["vq_perplexity"] = perplexity
         out_terms["vq_usage"] = usage
+        recon_full = recon[0] if windows is None else self._paste_seq(recon[0].detach(), windows[:, 1:])
         aux = {"mask": g["mask"].detach(), "codes": ids.view(b, t - 1),
                **{k: v.detach().clamp(-1, 1) for k, v in
-                  (("fg", g["fg"]), ("bg", g["bg"]), ("composite", g["composite"]), ("recon_fg", recon[0]))}}
+                  (("fg", g["fg"]), ("bg", g["bg"]), ("composite", g["composite"]), ("recon_fg", recon_full))}}
         return total, out_terms, aux
 
     # ================================================================================================ analysis
@@ -370,12 +421,13 @@ class GlassModel(WorldModelBase):
     def start(self, frames: torch.Tensor) -> State:
         """Begin B rollouts from real frames (B, 3, H, W) uint8 or float in [0, 1].
 
-        The state (all batch first): "fg" (B, 3, H, W) current foreground observation in [-1, 1] (f_1 = m_1 I_1,
-        later the decoder's f^); "bg" (B, 3, H, W) inpainted first background; "bg_offset" (B, 2) cumulative
-        background shift in pixels; "frame" (B, 3, H, W) the last frame in [-1, 1]; "t" (B,) long steps taken;
-        "h0".."c2" the ConvLSTM states; "mask" (B, 1, H, W) the current agent mask (m_1, later the decoder's) and
-        "carry_rem" (B, 2) the sub-pixel part of the global actions the carried layer has not moved yet (pixels;
-        both used with ``fg_carry``).
+        The state (all batch first): "fg" (B, 3, h, w) current foreground observation in [-1, 1] (f_1 = m_1 I_1,
+        later the decoder's f^) and "fg_mask" (B, 1, h, w) its mask, both of the agent window (``cfg.agent_crop``;
+        h, w = H, W without one) whose top-left corner is "win" (B, 2) px (x, y); "mask" (B, 1, H, W) the
+        current agent mask in the frame (m_1, later the decoder's); "bg" (B, 3, H, W) inpainted first background;
+        "bg_offset" (B, 2) cumulative background shift in pixels; "frame" (B, 3, H, W) the last frame in [-1, 1];
+        "t" (B,) long steps taken; "h0".."c2" the ConvLSTM states; "carry_rem" (B, 2) the sub-pixel part of the
+        global actions the carried layer (or the window) has not moved yet (pixels).
         """
         self._check_frames(frames, 4, "frames")
         with self._eval_mode():
@@ -383,18 +435,30 @@ class GlassModel(WorldModelBase):
             m = self.masking(x)
             bg = self.inpainting.inpaint(x, m).clamp(-1, 1)
             dyn = self.dynamics.initial_state(x.shape[0])
-            return {"fg": m * x, "mask": m, "carry_rem": x.new_zeros(x.shape[0], 2), "bg": bg,
+            fg, fg_mask, win = self._window_state(x, m)
+            return {"fg": fg, "fg_mask": fg_mask, "mask": m, "win": win,
+                    "carry_rem": x.new_zeros(x.shape[0], 2), "bg": bg,
                     "bg_offset": x.new_zeros(x.shape[0], 2), "frame": x.clone(),
                     "t": torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
                     **{k: v.contiguous().clone() for k, v in dyn.items()}}
 
+    def _window_state(self, x: torch.Tensor, m: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The foreground (N, 3, h, w) and mask (N, 1, h, w) a rollout starts from, of the agent window centred
+        on the agent of frames x (N, 3, H, W) in [-1, 1] with masks m (N, 1, H, W), and the window's top-left
+        corner (N, 2) px; without an agent window, the whole frame (corner 0)."""
+        if not self.cfg.windowed:
+            return m * x, m, x.new_zeros(x.shape[0], 2)
+        win = self._window_at(m)
+        return crop_windows(m * x, win, self.cfg.lma_size), crop_windows(m, win, self.cfg.lma_size), win
+
     def _regrounded(self, state: State, code: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """The foreground, agent mask and recurrent state a step starts from, after the ``reencode_every`` /
-        ``burn_in`` generation options (GlassConfig) for the rollouts due: (B, 3, H, W) fg, (B, 1, H, W) mask and
-        the ConvLSTM states."""
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The foreground, agent mask, window and recurrent state a step starts from, after the ``reencode_every``
+        / ``burn_in`` generation options (GlassConfig) for the rollouts due: (B, 3, h, w) fg, (B, 1, h, w) mask
+        (of the agent window, see :meth:`start`), (B, 2) window corner px and the ConvLSTM states."""
         cfg = self.cfg
-        fg, mask, dyn = state["fg"], state["mask"], {k: state[k] for k in DYN_KEYS}
+        fg, mask, win, dyn = state["fg"], state["fg_mask"], state["win"], {k: state[k] for k in DYN_KEYS}
         t = state["t"]
         prime = t == 0
         if cfg.reencode_every > 0:
@@ -407,8 +471,10 @@ class GlassModel(WorldModelBase):
                 # restarting from an empty foreground would lose the agent for good
                 found = m.flatten(1).amax(dim=1) > 0.5
                 idx, x, m = idx[found], x[found], m[found]
-                fg = fg.index_copy(0, idx, (m * x).to(fg.dtype))
-                mask = mask.index_copy(0, idx, m.to(mask.dtype))
+                f_new, m_new, w_new = self._window_state(x, m)  # re-centred on the agent found
+                fg = fg.index_copy(0, idx, f_new.to(fg.dtype))
+                mask = mask.index_copy(0, idx, m_new.to(mask.dtype))
+                win = win.index_copy(0, idx, w_new.to(win.dtype))
                 fresh = self.dynamics.initial_state(len(idx))
                 dyn = {k: v.index_copy(0, idx, fresh[k].to(v.dtype)) for k, v in dyn.items()}
                 prime = prime.index_fill(0, idx, True)
@@ -420,7 +486,7 @@ class GlassModel(WorldModelBase):
                 phi, _ = self.encoder(f)
                 _, sub = self.dynamics(self.compressor(phi), self.action.vq.codebook[code[idx]], still, sub)
             dyn = {k: v.index_copy(0, idx, sub[k].to(v.dtype)) for k, v in dyn.items()}
-        return fg, mask, dyn
+        return fg, mask, win, dyn
 
     @torch.no_grad()
     def step(self, state: State, shift: torch.Tensor, code: torch.Tensor,
@@ -447,23 +513,30 @@ class GlassModel(WorldModelBase):
         bg_px = torch.zeros_like(shift_px) if bg_shift is None else torch.as_tensor(
             bg_shift, device=self.device).float().view(b, 2)
         with self._eval_mode():
-            fg_in, mask_in, dyn_in = self._regrounded(state, code)
+            fg_in, mask_in, win, dyn_in = self._regrounded(state, code)
             phi, _ = self.encoder(fg_in)
             s, dyn = self.dynamics(self.compressor(phi), self.action.vq.codebook[code],
                                    pixels_to_normalized(shift_px, self.height, self.width), dyn_in)
-            # the carried layer moves by whole pixels (no blur over long rollouts); the rest waits for later steps
+            # the carried layer (or the agent window) moves by whole pixels (no blur over long rollouts); the rest
+            # waits for later steps
             move, rem = self._carry_move(shift_px, state["carry_rem"])
             carried = self._carried(fg_in, mask_in, move)
-            fgs, mask = self.renderer(s, full_only=True, carried=carried)
+            fgs, fg_mask = self.renderer(s, full_only=True, carried=carried)
             fg = fgs[0]
+            if self.cfg.windowed:  # the window's contents go back into the frame where the window now is
+                win = win + move
+                full = paste_windows(torch.cat([fg, fg_mask], dim=1), win, (self.height, self.width))
+                full_fg, mask = full[:, :3], full[:, 3:]
+            else:
+                full_fg, mask = fg, fg_mask
             offset = state["bg_offset"] + bg_px
             bg = state["bg"]
             if bool(offset.any()):  # a still background (the env's default) is not resampled
                 bg = shift_images(bg, pixels_to_normalized(offset, self.height, self.width), mode="nearest",
                                   padding_mode="border")
-            frame = (mask * fg + (1 - mask) * bg).clamp(-1, 1)
-        new_state = {"fg": fg, "mask": mask, "carry_rem": rem, "bg": state["bg"], "bg_offset": offset,
-                     "frame": frame, "t": state["t"] + 1, **dyn}
+            frame = (mask * full_fg + (1 - mask) * bg).clamp(-1, 1)
+        new_state = {"fg": fg, "fg_mask": fg_mask, "mask": mask, "win": win, "carry_rem": rem, "bg": state["bg"],
+                     "bg_offset": offset, "frame": frame, "t": state["t"] + 1, **dyn}
         return (frame + 1) / 2, mask.clamp(0, 1), new_state
 
     @torch.no_grad()
