@@ -12,6 +12,7 @@ from test_train import make_dataset
 from worldmodel.checkpoint import load_checkpoint
 from worldmodel.cli import main
 from worldmodel.datastats import MotionStatsConfig, background_shift, moving_share
+from worldmodel.glass.config import agent_window
 
 
 @pytest.mark.slow
@@ -32,6 +33,9 @@ def test_world_end_to_end_then_resume(tmp_path, capsys):
     # the squares' background never moves: the world is trained with no background shift
     assert settings["static_background"] is True and settings["motion"]["bg_moves"] == 0
     assert load_checkpoint(out / "world.pt")["model_config"]["static_background"] is True
+    # the agent window comes from the same agent size ([0, 0]: the whole frame)
+    assert settings["agent_crop"] == list(agent_window(settings["mask_size"], settings["height"], settings["width"]))
+    assert list(load_checkpoint(out / "world.pt")["model_config"]["agent_crop"]) == settings["agent_crop"]
     assert f"glassworld play checkpoint={out / 'world.pt'}" in printed
     # an untrained tiny model does not find its agent: the command says so rather than shipping it as healthy
     assert ("UNHEALTHY" in printed) == (not card["health"]["healthy"])
@@ -72,6 +76,8 @@ def test_a_world_begun_before_static_background_resumes_without_it(tmp_path):
     assert not any("static_background" in o for o in train_overrides(cfg, old, tmp_path / "run"))
     new = train_overrides(cfg, {**old, "static_background": True}, tmp_path / "run")
     assert "+model.static_background=true" in new
+    assert not any("agent_crop" in o for o in new)  # nor one begun before the agent window: the whole frame
+    assert "+model.agent_crop=[16,16]" in train_overrides(cfg, {**old, "agent_crop": [16, 16]}, tmp_path / "run")
 
 
 def test_world_refuses_a_missing_source(tmp_path, capsys):

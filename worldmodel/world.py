@@ -75,15 +75,20 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
     """Stage 2: training settings from the data alone, cached in OUT/settings.json (reused on resume)."""
     from .data.format import read_manifest
     from .datastats import motion_stats
+    from .glass.config import agent_window
 
     path = Path(cfg.out) / "settings.json"
     if path.is_file():
         return json.loads(path.read_text())
     manifest = read_manifest(data)
     stats = motion_stats(data)
-    settings = {"data": str(data), "height": int(manifest["height"]), "width": int(manifest["width"]),
-                "fps": manifest.get("fps"), "motion": stats, "model": "glass", "preset": cfg.preset,
-                "mask_size": stats["mask_size"], "static_background": stats["static_background"], "frame_skip": 0, "budget_min": cfg.budget_min, "seed": cfg.seed}
+    h, w = int(manifest["height"]), int(manifest["width"])
+    settings = {"data": str(data), "height": h, "width": w, "fps": manifest.get("fps"), "motion": stats,
+                "model": "glass", "preset": cfg.preset, "mask_size": stats["mask_size"],
+                "static_background": stats["static_background"],
+                # the local part's window, from the agent size the data suggests ([0, 0]: the whole frame)
+                "agent_crop": list(agent_window(stats["mask_size"], h, w)),
+                "frame_skip": 0, "budget_min": cfg.budget_min, "seed": cfg.seed}
     atomic_write_json(path, settings)
     return settings
 
@@ -91,8 +96,11 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
 def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -> list[str]:
     """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes)."""
     # a world begun before static_background was derived has no such setting: it resumes as it was trained
+    # ... nor before the agent window was: it keeps the whole frame
     static = [f"+model.static_background={str(settings['static_background']).lower()}"] \
         if "static_background" in settings else []
+    if "agent_crop" in settings:
+        static.append("+model.agent_crop=[{},{}]".format(*settings["agent_crop"]))
     return [f"data.path={settings['data']}", "model=glass", f"model.preset={settings['preset']}",
             f"+model.mask_size={settings['mask_size']}", *static, f"data.frame_skip={settings['frame_skip']}",
             f"run_dir={run_dir}", f"seed={cfg.seed}", f"device={cfg.device}", f"data.workers={cfg.workers}",

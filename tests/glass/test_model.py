@@ -214,16 +214,16 @@ def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_rema
 
 
 def test_agent_window_size_follows_the_mask_size_target() -> None:
-    """cpu/tiny presets: a square of 3 sqrt(theta H W) px rounded up to 16, at most the frame; the whole frame is
-    (0, 0); the paper preset keeps the official whole-frame local part; a bad window is one clear error."""
+    """The suggested window: a square of 3 sqrt(theta H W) px rounded up to 16, at most the frame; the whole frame
+    is (0, 0); presets keep the whole frame unless asked; a bad window is one clear error."""
     assert agent_window(0.0117, 64, 64) == (32, 32)  # Tennis 64x64: a 5x8-px player
     assert agent_window(0.004, 64, 64) == (16, 16)  # Breakout 64x64
     assert agent_window(0.06, 96, 128) == (96, 96)
     assert agent_window(0.15, 96, 128) == (0, 0)  # as large as the frame: the whole frame
-    cfg = GlassConfig.preset("cpu", 64, 64, mask_size=0.0117)
+    cfg = GlassConfig.preset("cpu", 64, 64, agent_crop=agent_window(0.0117, 64, 64))
     assert cfg.agent_crop == (32, 32) and cfg.windowed and cfg.state_resolution == (4, 4)
-    assert GlassConfig.preset("paper", 64, 64, mask_size=0.0117).agent_crop == (0, 0)
-    assert GlassConfig.preset("cpu", 64, 64, mask_size=0.0117, agent_crop=(0, 0)).lma_size == (64, 64)
+    assert GlassConfig.preset("cpu", 64, 64, mask_size=0.0117).lma_size == (64, 64)  # off unless asked for
+    assert GlassConfig.preset("cpu", 64, 64, agent_crop=(64, 64)).agent_crop == (0, 0)
     with pytest.raises(ValueError, match="multiples of 16"):
         GlassConfig.preset("cpu", 64, 64, agent_crop=(24, 24))
 

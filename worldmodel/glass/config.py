@@ -79,7 +79,8 @@ class GlassConfig:
     # with the global action by whole pixels, and its output is pasted back into the frame there. The shift is
     # then already removed from what the local action and the renderer see, the carried agent needs no resampling,
     # and every step costs (h w) / (H W) of the whole frame's convolutions. (0, 0) or a window as large as the
-    # frame: the whole frame. The cpu and tiny presets derive it from the mask-size target (:func:`agent_window`).
+    # frame: the whole frame. Off in every preset until a world made with it passes its health checks;
+    # :func:`agent_window` gives the size the mask-size target suggests (``+model.agent_crop=[32,32]``).
     agent_crop: tuple[int, int] = (0, 0)
 
     # --- loss weights (5); 0 disables a term (perceptual terms are then not computed at all)
@@ -301,8 +302,6 @@ class GlassConfig:
                 lr=1e-3, lr_milestones=[1000000], batch_size=2,
             )
         v.update(overrides)
-        if name != "paper" and "agent_crop" not in overrides:
-            v["agent_crop"] = agent_window(v["mask_size"], int(height), int(width))
         return cls.from_dict(v)
 
 
@@ -310,7 +309,7 @@ AGENT_WINDOW_FACTOR = 3.0
 
 
 def agent_window(mask_size: float, height: int, width: int) -> tuple[int, int]:
-    """The agent window of the cpu and tiny presets (GlassConfig.agent_crop) from the mask-size target theta.
+    """An agent window (GlassConfig.agent_crop) suggested by the mask-size target theta.
 
     L_SIZE makes the segmented agent cover about theta H W pixels, so an agent of that area fits, with room to
     swing and to drift from the window centre, in a square of side ``AGENT_WINDOW_FACTOR`` sqrt(theta H W) (an
