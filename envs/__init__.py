@@ -32,6 +32,7 @@ SHIPPED: dict[str, str] = {
     "GlassTennis-v0": "tennis.pt",
     "GlassBreakout-v0": "breakout.pt",
     "GlassSprites-v0": "sprites.pt",
+    "GlassSkiing-v0": "skiing.pt",
     "KeypointTennis-v0": "kp_tennis.pt",  # the keypoint model (Struct-VRNN) on the same data
     "KeypointSprites-v0": "kp_sprites.pt",
 }
