@@ -97,12 +97,12 @@ def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -
     """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes)."""
     # a world begun before static_background was derived has no such setting: it resumes as it was trained
     # ... nor before the agent window was: it keeps the whole frame
-    static = [f"+model.static_background={str(settings['static_background']).lower()}"] \
+    derived = [f"+model.static_background={str(settings['static_background']).lower()}"] \
         if "static_background" in settings else []
     if "agent_crop" in settings:
-        static.append("+model.agent_crop=[{},{}]".format(*settings["agent_crop"]))
+        derived.append("+model.agent_crop=[{},{}]".format(*settings["agent_crop"]))
     return [f"data.path={settings['data']}", "model=glass", f"model.preset={settings['preset']}",
-            f"+model.mask_size={settings['mask_size']}", *static, f"data.frame_skip={settings['frame_skip']}",
+            f"+model.mask_size={settings['mask_size']}", *derived, f"data.frame_skip={settings['frame_skip']}",
             f"run_dir={run_dir}", f"seed={cfg.seed}", f"device={cfg.device}", f"data.workers={cfg.workers}",
             "train.steps=1000000", f"train.time_budget_min={cfg.budget_min}",
             f"resume={str((run_dir / 'checkpoint.pt').is_file()).lower()}"]

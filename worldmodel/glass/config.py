@@ -79,8 +79,8 @@ class GlassConfig:
     # with the global action by whole pixels, and its output is pasted back into the frame there. The shift is
     # then already removed from what the local action and the renderer see, the carried agent needs no resampling,
     # and every step costs (h w) / (H W) of the whole frame's convolutions. (0, 0) or a window as large as the
-    # frame: the whole frame. Off in every preset until a world made with it passes its health checks;
-    # :func:`agent_window` gives the size the mask-size target suggests (``+model.agent_crop=[32,32]``).
+    # frame: the whole frame. Off in every preset; ``glassworld world`` sets it from the mask-size target it derives
+    # (:func:`agent_window`; by hand: ``+model.agent_crop=[32,32]``).
     agent_crop: tuple[int, int] = (0, 0)
 
     # --- loss weights (5); 0 disables a term (perceptual terms are then not computed at all)
