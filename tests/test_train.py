@@ -579,3 +579,44 @@ def test_ship_writes_a_slim_env_ready_checkpoint_and_card(trained, data, tmp_pat
     with pytest.raises(ValueError, match="not generation settings"):
         ship(out, tmp_path / "bad.pt", generation={"lr": 1})
     assert not (tmp_path / "bad.pt").exists()
+
+
+@pytest.mark.parametrize("explained, best_step", [([0.5, 0.3, 0.48], 6), ([0.5, 0.3, 0.2], 2),
+                                                   ([0.1, 0.4, 0.7], 6)])
+def test_keep_best_keeps_the_latest_snapshot_near_the_best_explained_one(data, tmp_path, monkeypatch, explained,
+                                                                         best_step):
+    """train.keep_best scores the agent at each checkpoint (steps 2, 4 and the end, 6) and copies the latest one
+    within 5 points of the best shift_explained to best.pt; the scoring leaves the training itself unchanged."""
+    import worldmodel.discovery as discovery
+
+    calls = []
+
+    def fake_score(checkpoint, data_path, cfg=None, device="cpu", seed=0, model=None):
+        assert checkpoint is None and model is not None
+        torch.rand(3)  # scoring that draws random numbers must not move the training streams
+        calls.append(len(calls))
+        return {"agent_found": 1.0, "shift_explained": explained[len(calls) - 1], "track_moves": 50, "clips": 2}
+
+    monkeypatch.setattr(discovery, "score", fake_score)
+    common = ("train.steps=6", "train.checkpoint_every=2", "device=cpu")
+    kept = run(data, tmp_path / "kept", "train.keep_best=true", *common)
+    assert len(calls) == 3
+    best = load_checkpoint(tmp_path / "kept" / "best.pt")
+    assert best["step"] == best_step and best["trainer"]["best_step"] == best_step
+    assert best["trainer"]["best_explained"] == pytest.approx(max(explained[: best_step // 2]))
+    plain = run(data, tmp_path / "plain", *common)
+    assert not (tmp_path / "plain" / "best.pt").exists()
+    assert kept["final_losses"] == plain["final_losses"]
+    a, b = load_checkpoint(tmp_path / "kept" / "checkpoint.pt"), load_checkpoint(tmp_path / "plain" / "checkpoint.pt")
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+
+
+def test_keep_best_skips_a_snapshot_that_loses_its_agent():
+    from worldmodel.discovery import keeps
+
+    assert not keeps({"agent_found": 0.9, "shift_explained": 0.9}, 0.9, 0.95, 0.05)
+    assert not keeps({"agent_found": 1.0, "shift_explained": None}, None, 0.95, 0.05)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.1}, None, 0.95, 0.05)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.56}, 0.6, 0.95, 0.05)
+    assert not keeps({"agent_found": 1.0, "shift_explained": 0.54}, 0.6, 0.95, 0.05)

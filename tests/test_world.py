@@ -39,6 +39,18 @@ def test_world_end_to_end_then_resume(tmp_path, capsys):
     assert f"glassworld play checkpoint={out / 'world.pt'}" in printed
     # an untrained tiny model does not find its agent: the command says so rather than shipping it as healthy
     assert ("UNHEALTHY" in printed) == (not card["health"]["healthy"])
+    # agent discovery pretrained three seeds, scored each without ground truth and kept one of them
+    disc = json.loads((out / "discovery.json").read_text())
+    assert [c["seed"] for c in disc["candidates"]] == [0, 1, 2] and disc["chosen_seed"] in (0, 1, 2)
+    assert all(c["steps"] <= disc["pretraining_steps"] and c["clips"] > 0 for c in disc["candidates"])
+    assert load_checkpoint(out / "run" / "checkpoint.pt")["run_config"]["seed"] == disc["chosen_seed"]
+    assert card["discovery"]["chosen_seed"] == disc["chosen_seed"]
+    assert f"agent discovery: seed {disc['chosen_seed']} kept" in (out / "world.md").read_text()
+    # the shipped weights are the run's best.pt when a snapshot earned it, else its last checkpoint
+    snap = card["shipped_snapshot"]
+    assert snap["file"] == ("best.pt" if (out / "run" / "best.pt").is_file() else "checkpoint.pt")
+    assert load_checkpoint(out / "world.pt")["step"] == snap["step"]
+    assert f"- shipped snapshot: step {snap['step']} ({snap['file']}" in (out / "world.md").read_text()
     steps = load_checkpoint(out / "run" / "checkpoint.pt")["step"]
     assert json.loads((out / "run" / "metrics.json").read_text())["stopped_by"] == "time_budget"
 
@@ -78,6 +90,21 @@ def test_a_world_begun_before_static_background_resumes_without_it(tmp_path):
     assert "+model.static_background=true" in new
     assert not any("agent_crop" in o for o in new)  # nor one begun before the agent window: the whole frame
     assert "+model.agent_crop=[16,16]" in train_overrides(cfg, {**old, "agent_crop": [16, 16]}, tmp_path / "run")
+
+
+def test_discovery_prefers_a_found_agent_then_the_best_explained_motion():
+    from worldmodel.discovery import choose
+
+    def c(seed, found, explained):
+        return {"seed": seed, "agent_found": found, "shift_explained": explained}
+
+    # a candidate that loses its agent on more than 5 % of frames ranks below any that keeps it
+    assert choose([c(0, 0.90, 0.8), c(1, 0.99, 0.1)], 0.95)["seed"] == 1
+    # among those that find it: the larger share of the agent's motion explained by the shifts
+    assert choose([c(0, 1.0, 0.09), c(1, 0.97, 0.39), c(2, 1.0, 0.08)], 0.95)["seed"] == 1
+    # no figure (too few moves) ranks last; a tie goes to the lower seed
+    assert choose([c(0, 1.0, None), c(1, 1.0, -0.5)], 0.95)["seed"] == 1
+    assert choose([c(3, 1.0, 0.2), c(2, 1.0, 0.2)], 0.95)["seed"] == 2
 
 
 def test_world_refuses_a_missing_source(tmp_path, capsys):

@@ -11,6 +11,8 @@ data, model, optimiser, loop, checkpoint. The run directory holds::
 
     run_dir/checkpoint.pt          # self-describing checkpoint (worldmodel.checkpoint), rewritten atomically
     run_dir/checkpoint_step{N}.pt  # with train.keep_checkpoints=true
+    run_dir/best.pt                # with train.keep_best=true: the latest checkpoint whose agent the shifts explain
+                                   # within 5 points of the best (worldmodel.discovery.keeps)
     run_dir/config.yaml            # the run config
     run_dir/metrics.json           # final losses, steps/s, ...
     run_dir/tb/                    # TensorBoard events
@@ -110,6 +112,9 @@ class TrainSettings:
     threads: int | None = None  # torch CPU threads per process; None: torch's default
     precision: str = "float32"  # float32 | bfloat16 (autocast mixed precision, worldmodel.precision)
     time_budget_min: float | None = None  # stop (saving a checkpoint) once the run has trained this many minutes
+    # every checkpoint_every steps and at the end, score the agent on train clips (worldmodel.discovery: found,
+    # share of its motion the shifts explain) and copy the latest checkpoint within a tolerance of the best to best.pt
+    keep_best: bool = False
 
 
 @dataclass
@@ -262,6 +267,8 @@ class _Progress:
     wall_time: float = 0.0  # seconds of training over all sessions of the run
     code_counts: torch.Tensor | None = None  # (K,) VQ code usage since the last dead-code check
     dead_codes_reset: int = 0
+    best_explained: float | None = None  # train.keep_best: the best shift_explained seen so far
+    best_step: int | None = None  # ... and the step of the snapshot in best.pt
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -767,9 +774,9 @@ class _Trainer:
                         logger.info("time budget of %.1f min reached at step %d", t.time_budget_min, p.step)
                         break
                     if p.step % t.checkpoint_every == 0 and p.step < t.steps:
-                        self._save_checkpoint()
+                        self._save_checkpoint(best=self._score_snapshot())
                     committed = self._commit()
-                self._save_checkpoint()
+                self._save_checkpoint(best=self._score_snapshot())
             except Exception:  # an unexpected error: keep what was learned, then let it propagate
                 self._save_after_error(committed)
                 raise
@@ -1000,7 +1007,32 @@ class _Trainer:
             logger.error("training failed after step %d; saved %s at step %d (resume=true continues from it)",
                          p.step, self.run_dir / "checkpoint.pt", p.step)
 
-    def _save_checkpoint(self, after_error: bool = False) -> None:
+    def _score_snapshot(self) -> bool:
+        """``train.keep_best``: score the model as it is now (main process, RNG streams untouched, back in train
+        mode after) and log it; True when this snapshot is to be copied to ``best.pt``."""
+        from .discovery import DiscoveryConfig, keeps, score
+
+        p = self.progress
+        if not (self.cfg.train.keep_best and self.is_main and callable(getattr(self.model, "segment", None))):
+            return False
+        dcfg = DiscoveryConfig()
+        with _preserve_rng():
+            s = score(None, self.cfg.data.path, dcfg, device=str(self.device), seed=self.cfg.seed, model=self.model)
+        self.model.train()
+        explained = s["shift_explained"]
+        if explained is not None and s["agent_found"] is not None and s["agent_found"] >= dcfg.min_found:
+            p.best_explained = explained if p.best_explained is None else max(p.best_explained, explained)
+        keep = keeps(s, p.best_explained, dcfg.min_found, dcfg.tolerance)
+        if keep:
+            p.best_step = p.step
+        if self.writer is not None and explained is not None:
+            self.writer.add_scalar("health/shift_explained_train", explained, p.step)
+        logger.info("step %d: agent found on %s of train frames, its shifts explain %s of its motion%s", p.step,
+                    "n/a" if s["agent_found"] is None else f"{s['agent_found']:.0%}",
+                    "n/a" if explained is None else f"{explained:.0%}", " -> best.pt" if keep else "")
+        return keep
+
+    def _save_checkpoint(self, after_error: bool = False, best: bool = False) -> None:
         """Write run_dir/checkpoint.pt (rank 0); every rank contributes its RNG state.
 
         ``after_error``: the env info is recomputed if possible, else the last one is kept (or none), so a
@@ -1039,6 +1071,8 @@ class _Trainer:
         self._saved_step = p.step
         if self.cfg.train.keep_checkpoints:
             atomic_write_bytes(self.run_dir / f"checkpoint_step{p.step}.pt", path.read_bytes())
+        if best:
+            atomic_write_bytes(self.run_dir / "best.pt", path.read_bytes())
         logger.debug("checkpoint at step %d -> %s", p.step, path)
 
 

@@ -13,10 +13,15 @@ Stages, each resumable (run the same command again after Ctrl-C or a kill; it co
 2. **settings** from the data, the same rule for every video (``OUT/settings.json``): the frame size, and GLASS's
    mask-size target from the share of each frame that moves relative to the background, and whether the
    background ever moves (a static one gets no background shift) (:func:`worldmodel.datastats.motion_stats`).
-3. **train** GLASS (``cpu`` preset) in ``OUT/run`` until ``--budget-min`` minutes of training are spent
-   (``train.time_budget_min``; a tqdm bar shows steps and time left).
-4. **eval** on the val split (``OUT/eval_val.json``), with the health checks (:mod:`worldmodel.health`).
-5. **ship** ``OUT/world.pt`` with its model card (``world.json``, ``world.md``) carrying the health report, and print
+3. **discover** the agent: GMA-pretrain ``--candidates`` seeds (``OUT/candidates/seedN``, the preset's
+   ``pretraining_steps`` each), score each on training clips by how much of its segmented agent's motion its shift
+   estimates explain (no ground truth, :mod:`worldmodel.discovery`), and keep the winner (``OUT/discovery.json``).
+4. **train** the winner on in ``OUT/run`` until ``--budget-min`` minutes are spent in all (the losing candidates'
+   minutes and the scoring count; ``train.time_budget_min``; a tqdm bar shows steps and time left), scoring the
+   agent the same way at every checkpoint (``train.keep_best``): the latest snapshot within 5 points of the best
+   is ``OUT/run/best.pt``, the one shipped (on Tennis the segmentation moved to the other player late in a run).
+5. **eval** on the val split (``OUT/eval_val.json``), with the health checks (:mod:`worldmodel.health`).
+6. **ship** ``OUT/world.pt`` with its model card (``world.json``, ``world.md``) carrying the health report, and print
    how to play it and train an agent in it. An unhealthy world is still written, and says so everywhere:
    ``gym.make`` refuses it unless ``allow_unhealthy=True``.
 """
@@ -26,9 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,7 @@ class WorldConfig:
     eval_clips: int = 64  # val clips of the health check
     preset: str = "cpu"  # GLASS preset (tiny: for tests)
     workers: int = 2  # DataLoader workers
+    candidates: int = 3  # pretraining seeds tried by agent discovery (1: train seed `seed` only)
 
 
 def prepare_data(cfg: WorldConfig) -> Path:
@@ -93,8 +100,11 @@ def derive_settings(cfg: WorldConfig, data: Path) -> dict[str, Any]:
     return settings
 
 
-def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -> list[str]:
-    """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes)."""
+def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path, steps: int = 1000000,
+                    budget_min: float | None = None, keep_best: bool = False) -> list[str]:
+    """The ``glassworld train`` overrides of the world (the same every time, so a rerun resumes): ``steps``
+    optimiser steps at most, ``budget_min`` minutes of training (default ``cfg.budget_min``), ``keep_best``:
+    the run keeps ``best.pt`` (``train.keep_best``)."""
     # a world begun before static_background was derived has no such setting: it resumes as it was trained
     # ... nor before the agent window was: it keeps the whole frame
     derived = [f"+model.static_background={str(settings['static_background']).lower()}"] \
@@ -104,8 +114,80 @@ def train_overrides(cfg: WorldConfig, settings: dict[str, Any], run_dir: Path) -
     return [f"data.path={settings['data']}", "model=glass", f"model.preset={settings['preset']}",
             f"+model.mask_size={settings['mask_size']}", *derived, f"data.frame_skip={settings['frame_skip']}",
             f"run_dir={run_dir}", f"seed={cfg.seed}", f"device={cfg.device}", f"data.workers={cfg.workers}",
-            "train.steps=1000000", f"train.time_budget_min={cfg.budget_min}",
+            f"train.steps={steps}", f"train.time_budget_min={cfg.budget_min if budget_min is None else budget_min}",
+            *(["train.keep_best=true"] if keep_best else []),
             f"resume={str((run_dir / 'checkpoint.pt').is_file()).lower()}"]
+
+
+def discover(cfg: WorldConfig, settings: dict[str, Any], data: Path) -> dict[str, Any] | None:
+    """Stage 3: pretrain ``cfg.candidates`` seeds, score them, put the winner's run in ``OUT/run``.
+
+    Returns ``OUT/discovery.json`` (cached: a rerun reuses it, and each candidate's run and score resume on their
+    own), or None for one candidate or a world whose run began before discovery existed (it resumes as it was).
+    """
+    from .discovery import DiscoveryConfig, choose, score
+    from .glass.config import GlassConfig
+    from .train import compose_run_config, train
+
+    out, run_dir = Path(cfg.out), Path(cfg.out) / "run"
+    path = out / "discovery.json"
+    if not path.is_file():
+        if cfg.candidates <= 1 or (run_dir / "checkpoint.pt").is_file():
+            return None
+        dcfg = DiscoveryConfig()
+        steps = GlassConfig.preset(settings["preset"], settings["height"], settings["width"]).pretraining_steps
+        scores = []
+        for seed in range(cfg.seed, cfg.seed + cfg.candidates):
+            cdir = out / "candidates" / f"seed{seed}"
+            if (cdir / "score.json").is_file():
+                scores.append(json.loads((cdir / "score.json").read_text()))
+                continue
+            log.info("agent discovery: candidate seed %d of %d..%d, %d pretraining steps", seed, cfg.seed,
+                     cfg.seed + cfg.candidates - 1, steps)
+            overrides = train_overrides(replace(cfg, seed=seed), settings, cdir, steps=steps,
+                                        budget_min=round(cfg.budget_min / cfg.candidates, 4))
+            metrics = train(compose_run_config(overrides))
+            if metrics.get("interrupted"):
+                raise KeyboardInterrupt  # the candidate's checkpoint was saved: the same command resumes
+            t0 = time.perf_counter()
+            s = score(cdir / "checkpoint.pt", data, dcfg, device=cfg.device, seed=cfg.seed)
+            s = {"seed": seed, "steps": metrics.get("step"), "train_minutes": round(metrics["wall_time_s"] / 60, 3),
+                 **s, "score_minutes": round((time.perf_counter() - t0) / 60, 3)}
+            log.info("agent discovery: seed %d finds an agent on %s of frames, its shifts explain %s of its motion",
+                     seed, _pct(s["agent_found"]), _pct(s["shift_explained"]))
+            atomic_write_json(cdir / "score.json", s)
+            scores.append(s)
+        best = choose(scores, dcfg.min_found)
+        other = sum(s["train_minutes"] for s in scores if s is not best) + sum(s["score_minutes"] for s in scores)
+        atomic_write_json(path, {
+            "chosen_seed": best["seed"], "pretraining_steps": steps, "other_minutes": round(other, 3),
+            "rule": f"agent found on >= {dcfg.min_found:.0%} of {dcfg.clips} training clips' frames first, then the "
+                    "largest share of the segmented agent's motion explained by the shift estimates",
+            "candidates": scores})
+    found = json.loads(path.read_text())
+    if not (run_dir / "checkpoint.pt").is_file():  # the winner's run goes on as the world's (copied whole, then named)
+        tmp = out / "run.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out / "candidates" / f"seed{found['chosen_seed']}", tmp, ignore=shutil.ignore_patterns(
+            "score.json"))
+        shutil.rmtree(run_dir, ignore_errors=True)
+        tmp.rename(run_dir)
+    log.info("agent discovery: seed %d goes on (%s)", found["chosen_seed"], ", ".join(
+        f"seed {s['seed']}: {_pct(s['shift_explained'])}" for s in found["candidates"]))
+    return found
+
+
+def _snapshot(path: Path) -> dict[str, Any]:
+    """Which training snapshot was shipped: its file name, step and the run's best shift_explained so far."""
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path, map_location="cpu")
+    trainer = ckpt.get("trainer") or {}
+    return {"file": path.name, "step": ckpt.get("step"), "train_shift_explained_best": trainer.get("best_explained")}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def build_world(cfg: WorldConfig) -> dict[str, Any]:
@@ -120,19 +202,28 @@ def build_world(cfg: WorldConfig) -> dict[str, Any]:
     data = prepare_data(cfg)
     settings = derive_settings(cfg, data)
     run_dir = out / "run"
-    overrides = train_overrides(cfg, settings, run_dir)
+    found = discover(cfg, settings, data)
+    main_cfg, budget = cfg, None
+    if found is not None:  # the winner goes on; the losers' minutes and the scoring come out of the budget
+        main_cfg = replace(cfg, seed=int(found["chosen_seed"]))
+        budget = round(max(cfg.budget_min - found["other_minutes"], 1e-3), 4)
+    overrides = train_overrides(main_cfg, settings, run_dir, budget_min=budget, keep_best=True)
     log.info("training: glassworld train %s", " ".join(overrides))
     metrics = train(compose_run_config(overrides))
     if metrics.get("interrupted"):
         raise KeyboardInterrupt  # a checkpoint was saved: the same command resumes
     world = out / "world.pt"
-    ship(run_dir / "checkpoint.pt", world, data=data)  # env_info (shift grid, ...) from the final weights
+    # the snapshot whose agent the shifts explain best (a segmentation can drift to another moving thing late in
+    # training), else the last one; env_info (shift grid, ...) is computed from the shipped weights
+    chosen = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "checkpoint.pt"
+    ship(chosen, world, data=data)
     result = evaluate(EvalConfig(checkpoint=str(world), data_path=str(data), split="val", clips=cfg.eval_clips,
                                  device=cfg.device, seed=cfg.seed))  # the shipped world is what gets checked
     print(format_table(result))
     atomic_write_json(out / "eval_val.json", result)
     return ship(world, world, eval_json=out / "eval_val.json",
                 card={"command": "glassworld world " + " ".join(_argv(cfg)), "derived_settings": settings,
+                      "discovery": found, "shipped_snapshot": _snapshot(chosen),
                       "train_steps": metrics.get("step"), "world_minutes": round((time.perf_counter() - t0) / 60, 1)})
 
 
@@ -178,14 +269,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-clips", type=int, default=d.eval_clips, help="val clips of the health check")
     p.add_argument("--preset", default=d.preset, choices=["tiny", "cpu", "paper"], help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers (default: %(default)s)")
+    p.add_argument("--candidates", type=int, default=d.candidates,
+                   help="pretraining seeds agent discovery tries, the best kept (default: %(default)s; 1: no search)")
     return p
 
 
 def cli_main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = WorldConfig(**{k: v for k, v in vars(args).items()})
-    if cfg.budget_min <= 0:
-        print("glassworld world: --budget-min must be > 0", file=sys.stderr)
+    if cfg.budget_min <= 0 or cfg.candidates < 1:
+        print("glassworld world: --budget-min must be > 0 and --candidates >= 1", file=sys.stderr)
         return 2
     try:
         card = build_world(cfg)

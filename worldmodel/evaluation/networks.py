@@ -26,6 +26,14 @@ class FeatureNet:
         self.name, self.fn = name, fn
 
 
+def _home_relative(path: Path) -> str:
+    """``path`` with the user's home folder written ``~``."""
+    try:
+        return "~/" + str(Path(path).resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def load_inception(device: torch.device) -> tuple[FeatureNet | None, str | None]:
     """InceptionV3 pool features (2048-d) for FID, from local weights only.
 
@@ -52,9 +60,10 @@ def load_inception(device: torch.device) -> tuple[FeatureNet | None, str | None]
             log.info("pytorch-fid weights found but the pytorch_fid package is not installed")
     path = env or (tv_files[0] if tv_files else None)
     if path is None:
+        shown = _home_relative(ckpt_dir)  # results are committed: no machine's home folder in them
         return None, (f"no Inception weights found locally (looked for $GLASSWORLD_INCEPTION_WEIGHTS, "
-                      f"{ckpt_dir}/pt_inception-2015-12-05-*.pth with pytorch-fid installed, "
-                      f"{ckpt_dir}/inception_v3_google-*.pth); FID needs them and nothing is downloaded")
+                      f"{shown}/pt_inception-2015-12-05-*.pth with pytorch-fid installed, "
+                      f"{shown}/inception_v3_google-*.pth); FID needs them and nothing is downloaded")
     if not Path(path).is_file():
         return None, f"$GLASSWORLD_INCEPTION_WEIGHTS={path} is not a file"
     from .._compat import ensure_torchvision_importable
