@@ -613,10 +613,12 @@ def test_keep_best_keeps_the_latest_snapshot_near_the_best_explained_one(data, t
 
 
 def test_keep_best_skips_a_snapshot_that_loses_its_agent():
-    from worldmodel.discovery import keeps
+    from worldmodel.discovery import DiscoveryConfig, keeps
 
-    assert not keeps({"agent_found": 0.9, "shift_explained": 0.9}, 0.9, 0.95, 0.05)
-    assert not keeps({"agent_found": 1.0, "shift_explained": None}, None, 0.95, 0.05)
-    assert keeps({"agent_found": 1.0, "shift_explained": 0.1}, None, 0.95, 0.05)
-    assert keeps({"agent_found": 1.0, "shift_explained": 0.56}, 0.6, 0.95, 0.05)
-    assert not keeps({"agent_found": 1.0, "shift_explained": 0.54}, 0.6, 0.95, 0.05)
+    cfg = DiscoveryConfig(min_found=0.95, tolerance=0.05)
+    assert keeps({"agent_found": 0.9, "shift_explained": 0.9}, 0.9, cfg) == (False, 0.9)
+    assert keeps({"agent_found": 1.0, "shift_explained": None}, None, cfg) == (False, None)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.1}, None, cfg) == (True, 0.1)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.56}, 0.6, cfg) == (True, 0.6)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.54}, 0.6, cfg) == (False, 0.6)
+    assert keeps({"agent_found": 1.0, "shift_explained": 0.7}, 0.6, cfg) == (True, 0.7)

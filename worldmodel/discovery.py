@@ -3,8 +3,9 @@
 Which thing GLASS calls the agent is decided early, in the GMA-only pretraining (the first
 ``pretraining_steps``), and it depends on the random stream: on Tennis at 64x64 three seeds of the same settings
 gave shift estimates that explain 9 %, 39 % and 8 % of the segmented agent's motion after 300 steps (whole frame,
-docs/results/discovery_seeds/), and 60 %, -9 % and 5 % with the derived 32x32 agent window. So ``glassworld world`` pretrains ``candidates`` seeds and keeps going with the
-one whose segmentation the global action explains best, judged on training clips with no ground truth:
+docs/results/discovery_seeds/), and 60 %, -9 % and 5 % with the derived 32x32 agent window. So
+``glassworld world`` pretrains ``candidates`` seeds and keeps going with the one whose segmentation the global
+action explains best, judged on training clips with no ground truth:
 
 * ``agent_found``: share of frames where the shared locator finds an agent in the model's mask;
 * ``shift_explained``: ``1 - sum |d - s| / sum |d|`` over transitions where the segmented agent moved, ``d`` its
@@ -52,8 +53,8 @@ def score(checkpoint: str | Path | None, data: str | Path, cfg: DiscoveryConfig 
 
     cfg = cfg or DiscoveryConfig()
     dev = resolve_device(device)
-    ev = EvalConfig(checkpoint=None if checkpoint is None else str(checkpoint), data_path=str(data), split="train", clips=cfg.clips,
-                    clip_len=cfg.clip_len, batch_size=cfg.batch_size, device=str(dev), seed=seed)
+    ev = EvalConfig(checkpoint=None if checkpoint is None else str(checkpoint), data_path=str(data), split="train",
+                    clips=cfg.clips, clip_len=cfg.clip_len, batch_size=cfg.batch_size, device=str(dev), seed=seed)
     with torch.no_grad():
         prep = prepare(ev, model, dev)
         acc = HealthAccumulator(prep.height, prep.width)
@@ -73,13 +74,21 @@ def rank_key(s: dict[str, Any], min_found: float) -> tuple[bool, float, int]:
     return found, float("-inf") if explained is None else float(explained), -int(s["seed"])
 
 
-def keeps(s: dict[str, Any], best_explained: float | None, min_found: float, tolerance: float) -> bool:
-    """Whether a training snapshot scored ``s`` becomes the run's ``best.pt``: it finds an agent on ``min_found`` of
-    the frames and its ``shift_explained`` is within ``tolerance`` of the best seen so far (``best_explained``, this
-    snapshot included), so of two nearly equal snapshots the later, longer-trained one is kept."""
-    if s.get("agent_found") is None or s["agent_found"] < min_found or s.get("shift_explained") is None:
-        return False
-    return best_explained is None or s["shift_explained"] >= best_explained - tolerance
+def keeps(s: dict[str, Any], best_explained: float | None, cfg: DiscoveryConfig) -> tuple[bool, float | None]:
+    """Whether a training snapshot scored ``s`` becomes the run's ``best.pt``, and the best ``shift_explained`` so
+    far with it counted. A snapshot counts when it finds an agent on ``cfg.min_found`` of the frames; it is kept when
+    its ``shift_explained`` is within ``cfg.tolerance`` of that best (this snapshot included), so of two nearly equal
+    snapshots the later, longer-trained one is kept."""
+    explained = s.get("shift_explained")
+    if s.get("agent_found") is None or s["agent_found"] < cfg.min_found or explained is None:
+        return False, best_explained
+    best = explained if best_explained is None else max(best_explained, explained)
+    return explained >= best - cfg.tolerance, best
+
+
+def share(x: float | None) -> str:
+    """A share as a whole percentage, or "n/a"."""
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def choose(scores: list[dict[str, Any]], min_found: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .health import health_summary
 from .data.dataset import ClipConfig, ClipDataset
 from .data.format import atomic_write_bytes, atomic_write_json, read_manifest
+from .discovery import share
 from .envinfo import agent_box, estimate_shift_grid, recorded_places, spread_clip_batches
 from .models import GENERATION_FIELDS, generation_settings, load_world_model
 from .paths import portable_paths
@@ -148,10 +149,6 @@ def ship(checkpoint: str | Path, out: str | Path, data: str | Path | None = None
     return full_card
 
 
-def _share(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -179,14 +176,14 @@ def model_card_markdown(name: str, card: dict[str, Any], ckpt: dict[str, Any]) -
     disc = card.get("discovery")
     if disc:
         lines.append(f"- agent discovery: seed {disc['chosen_seed']} kept of " + ", ".join(
-            f"{c['seed']} (agent found {_share(c.get('agent_found'))}, shifts explain "
-            f"{_share(c.get('shift_explained'))})" for c in disc["candidates"])
+            f"{c['seed']} (agent found {share(c.get('agent_found'))}, shifts explain "
+            f"{share(c.get('shift_explained'))})" for c in disc["candidates"])
             + f" after {disc['pretraining_steps']} pretraining steps each")
     snap = card.get("shipped_snapshot")
     if snap:
         lines.append(f"- shipped snapshot: step {snap['step']} ({snap['file']}" + (
             f"; best share of the agent's motion explained by its shifts on train clips: "
-            f"{_share(snap['train_shift_explained_best'])})" if snap.get("train_shift_explained_best") is not None
+            f"{share(snap['train_shift_explained_best'])})" if snap.get("train_shift_explained_best") is not None
             else ")"))
     for key in ("command", "dataset", "dataset_command", "generator", "wall_time_s", "hardware", "torch",
                 "file_size_mb", "generation"):

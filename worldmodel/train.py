@@ -1010,7 +1010,7 @@ class _Trainer:
     def _score_snapshot(self) -> bool:
         """``train.keep_best``: score the model as it is now (main process, RNG streams untouched, back in train
         mode after) and log it; True when this snapshot is to be copied to ``best.pt``."""
-        from .discovery import DiscoveryConfig, keeps, score
+        from .discovery import DiscoveryConfig, keeps, score, share
 
         p = self.progress
         if not (self.cfg.train.keep_best and self.is_main and callable(getattr(self.model, "segment", None))):
@@ -1019,17 +1019,13 @@ class _Trainer:
         with _preserve_rng():
             s = score(None, self.cfg.data.path, dcfg, device=str(self.device), seed=self.cfg.seed, model=self.model)
         self.model.train()
-        explained = s["shift_explained"]
-        if explained is not None and s["agent_found"] is not None and s["agent_found"] >= dcfg.min_found:
-            p.best_explained = explained if p.best_explained is None else max(p.best_explained, explained)
-        keep = keeps(s, p.best_explained, dcfg.min_found, dcfg.tolerance)
+        keep, p.best_explained = keeps(s, p.best_explained, dcfg)
         if keep:
             p.best_step = p.step
-        if self.writer is not None and explained is not None:
-            self.writer.add_scalar("health/shift_explained_train", explained, p.step)
+        if self.writer is not None and s["shift_explained"] is not None:
+            self.writer.add_scalar("health/shift_explained_train", s["shift_explained"], p.step)
         logger.info("step %d: agent found on %s of train frames, its shifts explain %s of its motion%s", p.step,
-                    "n/a" if s["agent_found"] is None else f"{s['agent_found']:.0%}",
-                    "n/a" if explained is None else f"{explained:.0%}", " -> best.pt" if keep else "")
+                    share(s["agent_found"]), share(s["shift_explained"]), " -> best.pt" if keep else "")
         return keep
 
     def _save_checkpoint(self, after_error: bool = False, best: bool = False) -> None:

@@ -125,7 +125,7 @@ def discover(cfg: WorldConfig, settings: dict[str, Any], data: Path) -> dict[str
     Returns ``OUT/discovery.json`` (cached: a rerun reuses it, and each candidate's run and score resume on their
     own), or None for one candidate or a world whose run began before discovery existed (it resumes as it was).
     """
-    from .discovery import DiscoveryConfig, choose, score
+    from .discovery import DiscoveryConfig, choose, score, share
     from .glass.config import GlassConfig
     from .train import compose_run_config, train
 
@@ -154,7 +154,7 @@ def discover(cfg: WorldConfig, settings: dict[str, Any], data: Path) -> dict[str
             s = {"seed": seed, "steps": metrics.get("step"), "train_minutes": round(metrics["wall_time_s"] / 60, 3),
                  **s, "score_minutes": round((time.perf_counter() - t0) / 60, 3)}
             log.info("agent discovery: seed %d finds an agent on %s of frames, its shifts explain %s of its motion",
-                     seed, _pct(s["agent_found"]), _pct(s["shift_explained"]))
+                     seed, share(s["agent_found"]), share(s["shift_explained"]))
             atomic_write_json(cdir / "score.json", s)
             scores.append(s)
         best = choose(scores, dcfg.min_found)
@@ -173,7 +173,7 @@ def discover(cfg: WorldConfig, settings: dict[str, Any], data: Path) -> dict[str
         shutil.rmtree(run_dir, ignore_errors=True)
         tmp.rename(run_dir)
     log.info("agent discovery: seed %d goes on (%s)", found["chosen_seed"], ", ".join(
-        f"seed {s['seed']}: {_pct(s['shift_explained'])}" for s in found["candidates"]))
+        f"seed {s['seed']}: {share(s['shift_explained'])}" for s in found["candidates"]))
     return found
 
 
@@ -184,10 +184,6 @@ def _snapshot(path: Path) -> dict[str, Any]:
     ckpt = load_checkpoint(path, map_location="cpu")
     trainer = ckpt.get("trainer") or {}
     return {"file": path.name, "step": ckpt.get("step"), "train_shift_explained_best": trainer.get("best_explained")}
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
 
 
 def build_world(cfg: WorldConfig) -> dict[str, Any]:
