@@ -153,9 +153,15 @@ def cache_path(checkpoint: str | Path) -> Path:
 
 def _cache_key(checkpoint: Path, model: WorldModel, env: RealGameVectorEnv, cfg: MappingConfig) -> dict[str, Any]:
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()  # content, not mtime: a fresh clone reuses it
-    return {"checkpoint": checkpoint.name, "sha256": digest,
-            "game": env.game_config.game, "frames_per_step": env.game_config.frames_per_step,
-            "shift_grid": model.shift_grid.cpu().tolist(), "num_codes": int(model.num_codes), "mapping": asdict(cfg)}
+    key = {"checkpoint": checkpoint.name, "sha256": digest,
+           "game": env.game_config.game, "frames_per_step": env.game_config.frames_per_step,
+           "shift_grid": model.shift_grid.cpu().tolist(), "num_codes": int(model.num_codes), "mapping": asdict(cfg)}
+    # how the model infers actions, where that changed for the same weights (a map voted with other inferred
+    # codes is stale); absent for models whose inference never changed, so their cached maps stay valid
+    tag = getattr(model, "inference_tag", None)
+    if tag is not None:
+        key["inference"] = tag
+    return key
 
 
 CACHE_ENTRIES = 8  # maps kept per checkpoint (one per game / step size / mapping settings)

@@ -187,6 +187,10 @@ def test_action_map_for_env_is_learned_once_then_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mapping, "learn_action_map", no_learning)
     np.testing.assert_array_equal(mapping.action_map_for_env(env, cfg), table)
+    env.unwrapped.model.inference_tag = "agent window"  # same weights, actions inferred otherwise: learned again
+    with pytest.raises(AssertionError, match="cached"):
+        mapping.action_map_for_env(env, cfg)
+    del env.unwrapped.model.inference_tag
     with pytest.raises(AssertionError, match="cached"):  # other settings: learned again
         mapping.action_map_for_env(env, mapping.MappingConfig(steps=13, clip_len=4))
     monkeypatch.undo()

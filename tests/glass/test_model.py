@@ -295,6 +295,39 @@ def test_windowed_training_sees_agent_windows_and_pastes_them_back() -> None:
     assert 0.6 < float(outside.float().mean()) < 0.8  # 16x16 of 32x32 drawn: 3/4 of the frame stays empty
 
 
+def test_windowed_action_inference_sees_what_training_saw() -> None:
+    """``infer_actions`` of a windowed model gives A the agent windows training gives it, so A's pre-quantisation
+    actions are those of ``training_losses`` on the same clip (eval mode). It used to give A the whole frame (other
+    pooled features, other BatchNorm statistics): every shipped windowed world then put all transitions on one
+    code."""
+    model = _model(32, 32, agent_crop=(16, 16))
+    model.masking = _BrightMask()
+    clip = _clips(t=5)[:, :1].repeat(1, 5, 1, 1, 1)  # the squares stay put and change colour: a local action
+    for k in range(5):
+        square = clip[:, k, 0] > 0.5
+        for c, v in ((1, -0.8 + 0.4 * k), (2, 0.6 - 0.3 * k)):
+            clip[:, k, c][square] = v
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(5):  # a few steps, so that A's output depends on its input (at init it is ~constant)
+        total, _, _ = model.training_losses(clip, step=10)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    with torch.no_grad():  # no shift: training's windows (first one + shifts) are the per-frame ones
+        model.pose_fg.head[-1].weight.zero_()
+        model.pose_fg.head[-1].bias.zero_()
+    model.eval()
+    outs = []
+    hook = model.action.register_forward_hook(lambda m, a, out: outs.append(out.detach()))
+    with torch.no_grad():
+        model.training_losses(clip, step=10)
+    _, codes = model.infer_actions((clip + 1) / 2)
+    hook.remove()
+    assert len(outs) == 2 and codes.shape == (2, 4)
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=0)
+    assert float((outs[1][1:] - outs[1][:-1]).abs().max()) > 1e-3  # the transitions differ: not a constant
+
+
 def test_training_carries_the_agent_as_generation_does() -> None:
     """Training's free-running steps move the carried layer as ``step`` does: whole pixels, the sub-pixel rest kept
     for later steps, never resampled. (They used to shift it bilinearly by the sub-pixel action: after a few

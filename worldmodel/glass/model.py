@@ -379,6 +379,13 @@ class GlassModel(WorldModelBase):
         return total, out_terms, aux
 
     # ================================================================================================ analysis
+    @property
+    def inference_tag(self) -> str | None:
+        """What :meth:`infer_actions` reads besides the weights, where that changed for the same weights: "agent
+        window" for windowed models (their actions were inferred on the whole frame before), else None. Caches
+        of inferred actions (agents/mapping.py) key on it."""
+        return "agent window" if self.cfg.windowed else None
+
     @torch.no_grad()
     def segment(self, frames: torch.Tensor) -> torch.Tensor:
         """Agent masks. frames (B, T, 3, H, W) uint8 or float in [0, 1] -> (B, T, 1, H, W) in [0, 1]."""
@@ -402,7 +409,17 @@ class GlassModel(WorldModelBase):
         if video.shape[1] < 2:
             raise ValueError(f"inferring actions needs at least 2 frames, got T={video.shape[1]}")
         g = self._gma(self._to_model_range(video))
-        _, _, u = self._encode_actions(g["fg"], g["fg_shifted"])
+        fg, fg_w = g["fg"], g["fg_shifted"]
+        if self.cfg.windowed:
+            # A sees what it saw in training: both foregrounds of a transition in the agent window of its
+            # destination frame (training: that window is the clip's first one moved by the shifts; here it is
+            # centred on each frame's agent, which does not drift over long videos). On the whole frame, A's
+            # pooled features and BatchNorm statistics are not the ones it learned: every transition fell to one
+            # code (all shipped windowed worlds: 1 of 6 codes used).
+            b, t = fg.shape[:2]
+            wins = self._window_at(g["mask"].flatten(0, 1)).view(b, t, 2)  # (B, T, 2)
+            fg, fg_w = self._crop_seq(fg, wins), self._crop_seq(fg_w, wins[:, 1:])
+        _, _, u = self._encode_actions(fg, fg_w)
         ids = self.action.vq.nearest(u).reshape(video.shape[0], -1)  # (B, T-1)
         return {"shift_f": normalized_to_pixels(g["shift_f"], self.height, self.width),
                 "shift_b": normalized_to_pixels(g["shift_b"], self.height, self.width),
