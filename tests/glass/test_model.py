@@ -124,6 +124,29 @@ def test_balanced_mask_loss_weighs_agent_and_background_equally() -> None:
     assert float(balanced_l1(pred, even)) == pytest.approx(float((pred - even).abs().mean()))  # = plain L1
 
 
+def test_code_usage_loss_is_low_for_an_evenly_used_codebook_and_spreads_a_collapsed_one() -> None:
+    """L_USE is ~0 when the batch uses the K codes evenly and near 1 - 1/K when every action sits on one code, however far from the codes; its
+    gradient alone moves a collapsed batch of actions onto several codes."""
+    from worldmodel.glass.losses import code_usage_loss
+
+    torch.manual_seed(0)
+    book = torch.eye(4)
+    assert float(code_usage_loss(book.repeat(8, 1), book)) < 0.05
+    one = book[:1].repeat(32, 1) + 0.05 * torch.randn(32, 4)
+    assert float(code_usage_loss(one, book)) > 0.6
+    assert float(code_usage_loss(100 * one, book)) > 0.6  # moving the actions far from every code does not meet it
+    u = (book[:1].repeat(32, 1) + 0.3 * torch.randn(32, 4)).requires_grad_()
+    nearest = lambda x: ((x[:, None] - book[None]) ** 2).sum(-1).argmin(1)  # noqa: E731
+    before, start = len(set(nearest(u).tolist())), float(code_usage_loss(u.detach(), book))
+    opt = torch.optim.SGD([u], lr=0.5)
+    for _ in range(100):
+        opt.zero_grad()
+        code_usage_loss(u, book).backward()
+        opt.step()
+    assert len(set(nearest(u.detach()).tolist())) >= 3 > before
+    assert float(code_usage_loss(u.detach(), book)) < start - 0.2
+
+
 def test_motion_map_marks_what_moves_and_skips_frames_that_change_everywhere() -> None:
     from worldmodel.glass.losses import motion_map
 

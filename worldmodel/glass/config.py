@@ -118,6 +118,12 @@ class GlassConfig:
     # faint, L_SIZE is already met and L_BIN pushes every pixel to 0 (Pong, cpu preset: found on 0 % of training
     # frames for 500 steps). Official code: 0.
     w_motion_guard: float = 0.0
+    # L_USE (not in method.md; worldmodel/glass/losses.code_usage_loss): how far the batch's soft code assignments
+    # are from using all K codes evenly. Without it training leaves codes unused until the dead-code restarts
+    # re-draw them (Tennis 32x32 window, 45 min: 3 of 6 used in a 500-step window). Off in every preset: its
+    # first form was met by moving the actions away from every code, and the form here has not been trained on
+    # real video yet. Official code: 0.
+    w_code_usage: float = 0.0
     motion_guard_change: float = 0.08  # in [0, 1] image units, as the mask-size statistics (worldmodel/datastats)
     reconstruction_weight_bias: float = 0.001  # added to omega_J
 

@@ -337,6 +337,7 @@ class GlassModel(WorldModelBase):
                 fg_w = self._crop_seq(fg_w, windows[:, 1:])  # f_t o Delta_F in the window of frame t+1
             phi, e, u = self._encode_actions(fg, fg_w)
             code, ids, terms["vq"] = self.action.vq(u)
+            terms["code_usage"] = L.code_usage_loss(u, self.action.vq.codebook)
             self._recent_u = u.detach()
             codes = code.view(b, t - 1, -1)
             recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), real_mask)
