@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from worldmodel.cli import main
+from worldmodel.paths import portable_path
 
 TINY = ["n_envs=2", "total_timesteps=64", "policy.n_steps=16", "policy.batch_size=16", "policy.n_epochs=1",
         "policy.features_dim=32", "policy.channels=8", "eval.freq=32", "eval.episodes=2", "eval.n_envs=2",
@@ -67,9 +68,9 @@ def test_main_job_trains_scores_dream_and_real_films_and_summarises(tennis_check
     curve = s["learning_curve"]
     assert [c["timesteps"] for c in curve] == [32, 64]
     assert all(c["episodes"] == 2 and c["success_rate"] is not None for c in curve)
-    assert s["paths"]["policy"] == str(run / "policy.zip") and s["paths"]["tensorboard"] == str(run / "tb")
-    assert s["paths"]["video"] == str(run / "rollout.mp4")
-    assert s["paths"]["real_video"] == str(run / "rollout_real.mp4")
+    assert s["paths"]["policy"] == portable_path(run / "policy.zip") and s["paths"]["tensorboard"] == portable_path(run / "tb")
+    assert s["paths"]["video"] == portable_path(run / "rollout.mp4")
+    assert s["paths"]["real_video"] == portable_path(run / "rollout_real.mp4")
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["final_eval"] == s["dream"]["policy"] and metrics["final_eval_real"] == s["real"]["policy"]
@@ -84,7 +85,7 @@ def test_main_job_trains_scores_dream_and_real_films_and_summarises(tennis_check
     left, right = side[0][12:, :w].astype(int), side[0][12:, w + 4:].astype(int)
     assert np.abs(left - right).mean() < 6 and right.std() > 10
     strip = read_png(run / "rollout.png")  # 2 rows (dream, real) of 2 columns (frames 0 and 6): every 6th frame
-    assert strip.shape == (2 * (12 + 32 * 2) + 4, 2 * 48 * 2 + 4, 3) and s["paths"]["strip"] == str(run / "rollout.png")
+    assert strip.shape == (2 * (12 + 32 * 2) + 4, 2 * 48 * 2 + 4, 3) and s["paths"]["strip"] == portable_path(run / "rollout.png")
     m = s["machine"]
     assert m["threads"] == 1 and m["deterministic_algorithms"] and m["torch"] and m["stable_baselines3"]
     assert m["gymnasium"] and m["ale_py"] and m["numpy"] and m["python"] and isinstance(m["cpu"]["flags"], list)
@@ -92,7 +93,7 @@ def test_main_job_trains_scores_dream_and_real_films_and_summarises(tennis_check
 
     out = capsys.readouterr().out
     assert "real Tennis success" in out and "random" in out and "policy" in out and s["fingerprint"] in out
-    assert str(run / "rollout_real.mp4") in out and "tensorboard --logdir" in out
+    assert portable_path(run / "rollout_real.mp4") in out and "tensorboard --logdir" in out
 
 
 def test_main_job_on_a_non_atari_model_is_dream_only_with_a_note(glass_checkpoint, tmp_path, capsys):

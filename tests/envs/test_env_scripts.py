@@ -6,6 +6,8 @@ import json
 import runpy
 from pathlib import Path
 
+from worldmodel.paths import portable_path
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
@@ -26,7 +28,7 @@ def test_bench_env_reports_dream_and_ale_with_ratios(glass_checkpoint, tmp_path)
     assert main([f"checkpoint={glass_checkpoint}", "num_envs=[1,4]", "devices=[cpu]", "seconds=0.2",
                  "ale_seconds=0.2", "memory_steps=0", f"out={out}"]) == 0
     r = json.loads(out.read_text())
-    assert r["bench"] == "env" and r["config"]["checkpoint"] == str(glass_checkpoint)
+    assert r["bench"] == "env" and r["config"]["checkpoint"] == portable_path(glass_checkpoint)
     ale = r["ale_tennis"]["gym_v5_steps_per_s"]
     assert ale > 0 and r["ale_tennis"]["ale_interface_steps_per_s"] > 0
     for n in ("1", "4"):
