@@ -68,6 +68,11 @@ def _pixel_grid(n_out: tuple[int, int], offset: torch.Tensor, n_in: tuple[int, i
     return torch.stack([xs, ys], dim=-1)
 
 
+def squared_distances(u: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between vectors u (N, D) and codes (K, D) -> (N, K)."""
+    return u.square().sum(1, keepdim=True) - 2 * u @ codebook.t() + codebook.square().sum(1)[None]
+
+
 def crop_windows(images: torch.Tensor, top_left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Windows of ``size`` = (h, w) px cut from images (N, C, H, W) at ``top_left`` (N, 2) whole pixels (x, y)
     -> (N, C, h, w); pixels outside the image are 0 (a window may reach past the frame edge)."""

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .blocks import squared_distances
+
 TERMS = (  # every loss term, in the order of method.md 5
     "reconstruction", "foreground", "background", "background_perceptual", "binary_mask", "mask_size",
     "multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq", "mask_reconstruction",
@@ -111,10 +113,13 @@ def mask_size_loss(mask: torch.Tensor, theta: float) -> torch.Tensor:
 def code_statistics(ids: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts (K,), perplexity exp(H(p)) and usage (fraction of codes used) of the code ids (N,)."""
     counts = torch.bincount(ids.flatten(), minlength=num_codes).float()
-    p = counts / counts.sum().clamp_min(1)
-    perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
     usage = (counts > 0).float().mean()
-    return counts, perplexity, usage
+    return counts, perplexity(counts / counts.sum().clamp_min(1)), usage
+
+
+def perplexity(p: torch.Tensor) -> torch.Tensor:
+    """exp(H(p)) of a distribution p (K,) over codes: K when uniform, 1 when on one code."""
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
 
 
 CODE_USAGE_SHARPNESS = 4.0  # soft assignments use distances / (the codes' mean squared spacing / this)
@@ -133,15 +138,11 @@ def code_usage_loss(u: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     Scalar.
     """
     k = codebook.shape[0]
-    d = (u.square().sum(1, keepdim=True) - 2 * u @ codebook.t() + codebook.square().sum(1)[None])  # (N, K)
     if k < 2:
-        return d.new_zeros(())
-    gaps = (codebook[:, None] - codebook[None]).square().sum(-1).detach()  # (K, K)
-    spacing = gaps.sum() / (k * (k - 1))
-    p = torch.softmax(-CODE_USAGE_SHARPNESS * d / spacing.clamp_min(1e-8), dim=1)
-    p_bar = p.mean(0)
-    perplexity = torch.exp(-(p_bar * torch.log(p_bar.clamp_min(1e-12))).sum())
-    return 1 - perplexity / k
+        return u.new_zeros(())
+    spacing = squared_distances(codebook, codebook).detach().sum() / (k * (k - 1))  # the diagonal is 0
+    p = torch.softmax(-CODE_USAGE_SHARPNESS * squared_distances(u, codebook) / spacing.clamp_min(1e-8), dim=1)
+    return 1 - perplexity(p.mean(0)) / k
 
 
 def balanced_l1(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -19,6 +19,7 @@ from .blocks import (
     ResidualBlock,
     SameBlock,
     UpBlock,
+    squared_distances,
 )
 from .config import GlassConfig
 
@@ -136,9 +137,7 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, u: torch.Tensor) -> torch.Tensor:
         """u (N, D) -> ids (N,) long of the nearest codes (squared Euclidean distance)."""
-        d = (u.square().sum(1, keepdim=True) - 2 * u @ self.codebook.t()
-             + self.codebook.square().sum(1)[None])  # (N, K)
-        return d.argmin(dim=1)
+        return squared_distances(u, self.codebook).argmin(dim=1)
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """u (N, D) -> (straight-through code (N, D), ids (N,), loss scalar)."""
