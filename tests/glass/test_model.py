@@ -200,7 +200,7 @@ def test_motion_guard_forms_the_mask_of_a_small_agent() -> None:
 
 
 def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
-    model = _model(mask_size=0.05, fg_carry=False, carry_input=False).eval()
+    model = _model(mask_size=0.05, fg_carry=False).eval()
     with torch.no_grad():
         _, recon_mask = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
     assert float(recon_mask.mean()) == pytest.approx(0.05, abs=0.02)
@@ -210,7 +210,7 @@ def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
 def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_remainder() -> None:
     """With the gate shut (logit -30) a step is the previous foreground and mask moved by the global action:
     4 px at once exactly, and 0.5 px steps move it 1 px every second step (nothing is lost, nothing blurs)."""
-    model = _model(fg_carry=True, carry_input=False).eval()
+    model = _model(fg_carry=True).eval()
     assert GlassConfig.preset("cpu", 64, 64).fg_carry and not GlassConfig().fg_carry  # paper: the official renderer
     with torch.no_grad():
         model.renderer.head3.conv.bias[4:] = -30.0
@@ -234,33 +234,6 @@ def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_rema
         model.cfg.fg_carry = model.renderer.carry = False
         plain, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
     assert torch.allclose(opened[0], plain[0], atol=1e-5)
-
-
-def test_carry_input_lets_the_renderer_redraw_the_carried_agent_sharply() -> None:
-    """With carry_input the full-resolution renderer sees the carried layer: with the gate open (the renderer's
-    output alone) and the same dynamics state, it learns to redraw random carried patterns (L1 well below the
-    blur it can draw without them); without carry_input the same training cannot. Without fg_carry it is an error."""
-    torch.manual_seed(0)
-    carried = torch.cat([torch.rand(8, 3, 32, 32) * 2 - 1, torch.rand(8, 1, 32, 32)], dim=1)  # (N, 4, H, W)
-    errors = {}
-    for carry_input in (False, True):
-        model = _model(fg_carry=True, carry_input=carry_input)
-        renderer = model.renderer.train()
-        with torch.no_grad():
-            renderer.head3.conv.bias[4:] = 30.0  # gate open: what the renderer draws is the output
-        opt = torch.optim.Adam(renderer.parameters(), lr=1e-2)
-        state = torch.zeros(8, model.cfg.dynamics_hidden, 4, 4)
-        for _ in range(150):
-            fgs, _ = renderer(state, carried=carried)
-            loss = (fgs[0] - carried[:, :3]).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        errors[carry_input] = float(loss.detach())
-    assert errors[True] < 0.2 < 0.4 < errors[False], errors  # random patterns in [-1, 1]: the mean is off by 0.5
-    assert GlassConfig.preset("cpu", 64, 64).carry_input and not GlassConfig().carry_input
-    with pytest.raises(ValueError, match="carry_input needs fg_carry"):
-        GlassConfig.preset("tiny", 32, 32, fg_carry=False)
 
 
 def test_agent_window_size_follows_the_mask_size_target() -> None:

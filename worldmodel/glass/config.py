@@ -67,14 +67,6 @@ class GlassConfig:
     # sampling; the sub-pixel remainder is kept for the next step), so it does not blur over long rollouts.
     fg_carry: bool = False
     carry_gate_init: float = -2.0  # the gate's initial logit: sigmoid(-2) = 0.12, the carried layer dominates
-    # Carry input (not in method.md; official code: False; needs fg_carry): the renderer's full-resolution layer
-    # also sees the carried layer (a residual block on [its features, carried foreground and mask] before the
-    # head), so what it draws can be the carried agent with local edits. Without it the renderer draws the agent
-    # from the 1/8-resolution state alone, and a gate that lets it draw the agent blurs it: the 45-min Tennis
-    # 32x32-window world opened the gate to 0.25-0.35 on agent pixels (0.04 elsewhere) and its generated agent
-    # had 0.31 of the real one's sharpness after 16 steps; the whole-frame world kept the gate at 0.005 on the
-    # agent, a crisp copy moved by the global action that no local code changes.
-    carry_input: bool = False
     # Static background (not in method.md; official code: False): the background shift Delta_B is 0 instead of
     # P_b's estimate, in training and in inference. ``glassworld world`` sets it from the data (the background
     # shifted in < 1 % of train transitions, by phase correlation; worldmodel/datastats). P_b is biased on a
@@ -188,9 +180,6 @@ class GlassConfig:
                              f"frame, got {self.agent_crop}")
         if (ch, cw) == (self.height, self.width):
             self.agent_crop = (0, 0)  # a window the size of the frame is the whole frame
-        if self.carry_input and not self.fg_carry:
-            raise ValueError("carry_input needs fg_carry (the renderer sees the carried layer); set fg_carry=True "
-                             "or carry_input=False")
         if self.reencode_every < 0 or self.burn_in < 0:
             raise ValueError(f"reencode_every and burn_in must be >= 0, got {self.reencode_every}, {self.burn_in}")
 
@@ -283,7 +272,7 @@ class GlassConfig:
                 # widths ~1/8-1/2 of the official ones, downsampling blocks pool before their conv, and a 3x3
                 # full-resolution head: full-resolution layers dominate the cost on a CPU.
                 pool_first=True, mask_prior_init=True, mask_reconstruction_balanced=True, w_motion_guard=1.0,
-                fg_carry=True, carry_input=True,
+                fg_carry=True,
                 mask_channels=8, mask_half_channels=16, mask_mid_channels=32, mask_res_blocks=1,
                 mask_up_res_blocks=(1, 0),
                 inpaint_channels=(8, 16, 32),
@@ -304,7 +293,7 @@ class GlassConfig:
         else:  # tiny
             v.update(
                 pool_first=True, mask_prior_init=True, mask_reconstruction_balanced=True, w_motion_guard=1.0,
-                fg_carry=True, carry_input=True,
+                fg_carry=True,
                 mask_channels=4, mask_mid_channels=8, mask_res_blocks=1,
                 mask_up_res_blocks=(1, 0),
                 inpaint_channels=(4, 4, 8),

@@ -270,9 +270,7 @@ class Renderer(nn.Module):
     Foregrounds are tanh outputs in [-1, 1]; the mask is 0.5 (tanh + 1) in [0, 1]. With ``cfg.fg_carry`` the
     full-resolution head has a 5th channel, the gate logit, and the full-resolution foreground and mask are blended
     with ``carried`` (the previous foreground and mask, already moved by the global action):
-    g D + (1 - g) carried, g = sigmoid(gate logit) (GlassConfig.fg_carry). With ``cfg.carry_input`` the
-    full-resolution features pass a residual block that also sees ``carried`` (N, r3 + 4, H, W) -> (N, r3, H, W),
-    so D itself can redraw the carried agent sharply (GlassConfig.carry_input).
+    g D + (1 - g) carried, g = sigmoid(gate logit) (GlassConfig.fg_carry).
     """
 
     def __init__(self, cfg: GlassConfig):
@@ -284,8 +282,6 @@ class Renderer(nn.Module):
         self.head2 = FinalBlock(r2, 3, 3)
         self.level3 = UpBlock(r2, r3)
         self.carry = cfg.fg_carry
-        # GlassConfig.carry_input: a residual block on [full-resolution features, carried fg and mask]
-        self.carry_block = ResidualBlock(r3 + 4, r3) if cfg.carry_input else None
         self.head3 = FinalBlock(r3, 5 if self.carry else 4, cfg.renderer_final_kernel)
         if cfg.mask_prior_init:  # the decoder's mask 0.5 (tanh + 1) also starts at the size prior theta
             nn.init.constant_(self.head3.conv.bias[3:4], math.atanh(2 * cfg.mask_size - 1))
@@ -304,12 +300,7 @@ class Renderer(nn.Module):
         half = None if full_only else self.head2(x)
         # (N, 4 or 5, H, W) before the head's activation; NCHW, so that its channel slices are dense (elementwise
         # ops on slices of a channels_last tensor with 5 channels run ~4x slower on CPU)
-        x = self.level3(x)
-        if self.carry_block is not None:
-            if carried is None:
-                raise ValueError("a renderer with carry_input needs the carried foreground and mask")
-            x = self.carry_block(torch.cat([x, carried.to(x.dtype)], dim=1))
-        out = self.head3.conv(x).contiguous()
+        out = self.head3.conv(self.level3(x)).contiguous()
         full = torch.cat([torch.tanh(out[:, :3]), 0.5 * (torch.tanh(out[:, 3:4]) + 1)], dim=1)  # fg, mask
         if self.carry:
             if carried is None:
