@@ -212,6 +212,7 @@ def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_rema
     4 px at once exactly, and 0.5 px steps move it 1 px every second step (nothing is lost, nothing blurs)."""
     model = _model(fg_carry=True).eval()
     assert GlassConfig.preset("cpu", 64, 64).fg_carry and not GlassConfig().fg_carry  # paper: the official renderer
+    assert GlassConfig.preset("cpu", 64, 64).w_mask_area > 0 and GlassConfig().w_mask_area == 0  # L_AREA: cpu only
     with torch.no_grad():
         model.renderer.head3.conv.bias[4:] = -30.0
     x = (_clips()[:, 0] + 1) / 2

@@ -108,7 +108,12 @@ class GlassConfig:
     mask_reconstruction_balanced: bool = False
     # L_AREA (not in method.md): |area of the decoder's mask - area of sg[m]| per generated frame. It does not care
     # where the mask is, so a rollout cannot lower it by fading an agent whose position it is unsure of, which a
-    # pixel loss rewards (the Tennis cpu model's dreamed player faded after 25-50 steps). Official code: 0.
+    # pixel loss rewards (the Tennis cpu model's dreamed player faded after 25-50 steps). It also stops the
+    # class-balanced L_MSK (which weighs a missed agent pixel ~20x a false one in a 32x32 window) from growing the
+    # generated mask into a halo: on the 45-min Tennis 32x32-window world the generated mask grew 48 -> 89 px in 8
+    # steps and the renderer redrew the agent (carry gate 0.25-0.35 on it), agent_sharpness@16 0.31; at weight 1
+    # (on in the cpu and tiny presets) the mask keeps 48 px, the gate on the agent is ~0 and sharpness@16 is 0.97
+    # (docs/results/world_codes/). Official code: 0.
     w_mask_area: float = 0.0
     # L_GUARD (not in method.md): on a frame where the mask locates no agent (fewer than 4 px above 0.5 at a 64-px
     # scale), 1 - m averaged over the pixels that change between that frame and a neighbour (a channel moves by
@@ -272,7 +277,7 @@ class GlassConfig:
                 # widths ~1/8-1/2 of the official ones, downsampling blocks pool before their conv, and a 3x3
                 # full-resolution head: full-resolution layers dominate the cost on a CPU.
                 pool_first=True, mask_prior_init=True, mask_reconstruction_balanced=True, w_motion_guard=1.0,
-                fg_carry=True,
+                fg_carry=True, w_mask_area=1.0,
                 mask_channels=8, mask_half_channels=16, mask_mid_channels=32, mask_res_blocks=1,
                 mask_up_res_blocks=(1, 0),
                 inpaint_channels=(8, 16, 32),
@@ -293,7 +298,7 @@ class GlassConfig:
         else:  # tiny
             v.update(
                 pool_first=True, mask_prior_init=True, mask_reconstruction_balanced=True, w_motion_guard=1.0,
-                fg_carry=True,
+                fg_carry=True, w_mask_area=1.0,
                 mask_channels=4, mask_mid_channels=8, mask_res_blocks=1,
                 mask_up_res_blocks=(1, 0),
                 inpaint_channels=(4, 4, 8),
