@@ -806,3 +806,26 @@ def test_losses_with_perceptual_terms(perceptual) -> None:
     _, terms_pre, _ = model.training_losses(_clips(), step=0)  # pretraining: LMA perceptual skipped
     assert "multiscale_perceptual" not in terms_pre and "background_perceptual" in terms_pre
     assert _model().perceptual_status() == "off"
+
+
+def test_gradient_match_loss_prefers_edges_to_a_blur_and_sharpens_it() -> None:
+    """L_GRAD: 0 for the target itself, no lower for a blur in the right place than for the sharp agent one pixel
+    off, and gradient descent on it alone raises the blur's edge strength."""
+    from worldmodel.glass.losses import abs_gradients, gradient_match_loss
+
+    target = torch.full((1, 1, 3, 16, 16), -1.0)
+    target[..., 5:11, 6:10] = 1.0  # a 6x4 agent
+    blur = torch.nn.functional.avg_pool2d(target.flatten(0, 1), 5, 1, 2, count_include_pad=False).view_as(target)
+    moved = torch.roll(target, 1, dims=-1)
+    assert float(gradient_match_loss(target, target)) == 0.0
+    assert float(gradient_match_loss(moved, target)) < float(gradient_match_loss(blur, target))
+    pred = blur.clone().requires_grad_(True)
+    opt = torch.optim.SGD([pred], lr=100.0)
+    edge = lambda x: float(sum(g.mean() for g in abs_gradients(x)))  # noqa: E731
+    before = edge(pred.detach())
+    for _ in range(20):
+        opt.zero_grad()
+        gradient_match_loss(pred, target).backward()
+        opt.step()
+    assert edge(pred.detach()) > 1.2 * before
+    assert GlassConfig.preset("cpu", 64, 64).w_gradient_match > 0 and GlassConfig().w_gradient_match == 0

@@ -358,6 +358,7 @@ class GlassModel(WorldModelBase):
             mask_loss = L.balanced_l1 if cfg.mask_reconstruction_balanced else F.l1_loss
             terms["mask_reconstruction"] = mask_loss(recon_mask, real_mask[:, 1:])
             terms["mask_area"] = L.mask_area_loss(recon_mask, real_mask[:, 1:])
+            terms["gradient_match"] = L.gradient_match_loss(recon[0], fg[:, 1:])
 
         weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
         for name, value in terms.items():
