@@ -828,4 +828,4 @@ def test_gradient_match_loss_prefers_edges_to_a_blur_and_sharpens_it() -> None:
         gradient_match_loss(pred, target).backward()
         opt.step()
     assert edge(pred.detach()) > 1.2 * before
-    assert GlassConfig.preset("cpu", 64, 64).w_gradient_match > 0 and GlassConfig().w_gradient_match == 0
+    assert GlassConfig.preset("cpu", 64, 64).w_gradient_match == 0 == GlassConfig().w_gradient_match  # off
