@@ -52,11 +52,7 @@ def _crop(frame: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
 
 def mean_gradient(img: torch.Tensor) -> float:
     """Mean absolute horizontal and vertical difference of a (3, h, w) image (0 for a 1-px crop)."""
-    parts = []
-    if img.shape[-1] > 1:
-        parts.append((img[..., :, 1:] - img[..., :, :-1]).abs().mean())
-    if img.shape[-2] > 1:
-        parts.append((img[..., 1:, :] - img[..., :-1, :]).abs().mean())
+    parts = [g.mean() for g in M.abs_gradients(img) if g.numel()]
     return float(torch.stack(parts).mean()) if parts else 0.0
 
 

@@ -208,6 +208,11 @@ def consistency(nmi_s: float, nmi_g: float) -> float:
 # image quality
 # ----------------------------------------------------------------------------------------------------------------
 
+def abs_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|horizontal|, |vertical| neighbour differences: (..., H, W) -> (..., H, W-1), (..., H-1, W)."""
+    return (x[..., :, 1:] - x[..., :, :-1]).abs(), (x[..., 1:, :] - x[..., :-1, :]).abs()
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, max_db: float = 100.0) -> torch.Tensor:
     """PSNR per image, ``10 log10(data_range^2 / MSE)``.
 

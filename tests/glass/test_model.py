@@ -13,8 +13,8 @@ from worldmodel.data.format import DatasetError
 from worldmodel.glass import GlassConfig, GlassModel
 from worldmodel.glass.config import agent_window
 from worldmodel.glass.blocks import pixels_to_normalized
-from worldmodel.glass.losses import LMA_TERMS, TERMS
-from worldmodel.metrics import kept_in_box, locate_agent
+from worldmodel.glass.losses import LMA_TERMS, TERMS, gradient_match_loss
+from worldmodel.metrics import abs_gradients, kept_in_box, locate_agent
 from worldmodel.precision import autocast
 
 
@@ -811,8 +811,6 @@ def test_losses_with_perceptual_terms(perceptual) -> None:
 def test_gradient_match_loss_prefers_edges_to_a_blur_and_sharpens_it() -> None:
     """L_GRAD: 0 for the target itself, no lower for a blur in the right place than for the sharp agent one pixel
     off, and gradient descent on it alone raises the blur's edge strength."""
-    from worldmodel.glass.losses import abs_gradients, gradient_match_loss
-
     target = torch.full((1, 1, 3, 16, 16), -1.0)
     target[..., 5:11, 6:10] = 1.0  # a 6x4 agent
     blur = torch.nn.functional.avg_pool2d(target.flatten(0, 1), 5, 1, 2, count_include_pad=False).view_as(target)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..metrics import abs_gradients
 from .blocks import squared_distances
 
 TERMS = (  # every loss term, in the order of method.md 5
@@ -100,11 +101,6 @@ def gradient_match_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     """
     (px, py), (tx, ty) = abs_gradients(pred), abs_gradients(target)
     return 0.5 * ((px - tx).abs().mean() + (py - ty).abs().mean())
-
-
-def abs_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """|horizontal|, |vertical| neighbour differences: (..., H, W) -> (..., H, W-1), (..., H-1, W)."""
-    return (x[..., :, 1:] - x[..., :, :-1]).abs(), (x[..., 1:, :] - x[..., :-1, :]).abs()
 
 
 def binary_mask_loss(mask: torch.Tensor) -> torch.Tensor:
