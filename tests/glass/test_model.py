@@ -202,7 +202,8 @@ def test_motion_guard_forms_the_mask_of_a_small_agent() -> None:
 def test_mask_prior_init_starts_both_masks_at_the_size_prior() -> None:
     model = _model(mask_size=0.05, fg_carry=False).eval()
     with torch.no_grad():
-        _, recon_mask = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
+        _, recon_mask, gate = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
+    assert gate is None  # no carry, no gate
     assert float(recon_mask.mean()) == pytest.approx(0.05, abs=0.02)
     assert model.cfg.mask_reconstruction_balanced and not GlassConfig().mask_reconstruction_balanced
 
@@ -231,10 +232,33 @@ def test_agent_carry_moves_the_previous_agent_by_whole_pixels_and_keeps_the_rema
     assert torch.allclose(b["carry_rem"], torch.zeros(2, 2))
     with torch.no_grad():  # an open gate (logit +30) draws the renderer's output alone
         model.renderer.head3.conv.bias[4:] = 30.0
-        opened, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4), carried=torch.ones(1, 4, 32, 32))
+        opened, _, gate = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4),
+                                         carried=torch.ones(1, 4, 32, 32))
+        assert gate is not None and float(gate.min()) > 0.99
         model.cfg.fg_carry = model.renderer.carry = False
-        plain, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
+        plain, _, _ = model.renderer(torch.zeros(1, model.cfg.dynamics_hidden, 4, 4))
     assert torch.allclose(opened[0], plain[0], atol=1e-5)
+
+
+def test_carry_gate_term_is_the_mean_gate_and_training_on_it_shuts_the_gate() -> None:
+    """L_KEEP (w_carry_gate) is the renderer's mean gate over the generated frames; with it, the same training
+    shuts the gate (the agent is carried, not redrawn) where without it the gate stays open. No fg_carry, no term."""
+    assert GlassConfig().w_carry_gate == 0  # paper: no carry, no gate
+    frames = _clips()
+    assert "carry_gate" not in _model(fg_carry=False, pretraining_steps=0).training_losses(frames, step=10)[1]
+    gates = {}
+    for w in (0.0, 10.0):
+        model = _model(fg_carry=True, carry_gate_init=2.0, pretraining_steps=0, w_carry_gate=w).train()
+        _, terms, _ = model.training_losses(frames, step=10)
+        assert float(terms["carry_gate"]) == pytest.approx(float(torch.sigmoid(torch.tensor(2.0))), abs=0.1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(25):
+            total, terms, _ = model.training_losses(frames, step=10)
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        gates[w] = float(terms["carry_gate"])
+    assert gates[10.0] < 0.6 * gates[0.0] and gates[0.0] > 0.6, gates
 
 
 def test_agent_window_size_follows_the_mask_size_target() -> None:
@@ -370,7 +394,7 @@ def test_training_carries_the_agent_as_generation_does() -> None:
     with torch.no_grad():
         e = model.compressor(model.encoder(fg.flatten(0, 1))[0])
         e = e.reshape(b, t, *e.shape[1:])
-        fgs, masks, _ = model._lma(fg, codes, shifts, e, num_gt=1, mask=mask)
+        fgs, masks, _, _ = model._lma(fg, codes, shifts, e, num_gt=1, mask=mask)
     moved = 0
     for k in range(t - 1):  # output k is frame k+1: frame 0 moved by round(0.6 (k+1)) px = 1, 1, 2, 2
         moved = round(step_px * (k + 1) + 1e-6)

@@ -138,6 +138,13 @@ class GlassConfig:
     # docs/results/world_sprites_gdl/) sharpness@16 0.23 -> 0.27, nmi_g 0.09 -> 0.16, PSNR 20.1 -> 21.1 dB, but
     # pos_err@16 4.8 -> 5.6 px: not enough to turn it on unmeasured elsewhere. Official code: 0.
     w_gradient_match: float = 0.0
+    # L_KEEP (not in method.md): the mean of the fg_carry renderer's gate g (f^ = g D + (1 - g) carried) over the
+    # agent window of every generated frame: redraw only where the carried agent is wrong. The pixel terms weigh
+    # each pixel by how much it changes (omega_U, omega_A), so on the parts of an agent that do not change they
+    # barely care whether the gate redraws them, and a redrawn part blurs a little more every free-running step
+    # (procedural W-Sprites, 45-min world: the figure greys out by step 4, agent_sharpness@16 0.23). At weight w the
+    # gate stays shut wherever redrawing lowers those terms by less than about w per pixel. Official code: 0.
+    w_carry_gate: float = 0.0
     motion_guard_change: float = 0.08  # in [0, 1] image units, as the mask-size statistics (worldmodel/datastats)
     reconstruction_weight_bias: float = 0.001  # added to omega_J
 

@@ -16,10 +16,10 @@ from .blocks import squared_distances
 TERMS = (  # every loss term, in the order of method.md 5
     "reconstruction", "foreground", "background", "background_perceptual", "binary_mask", "mask_size",
     "multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq", "mask_reconstruction",
-    "mask_area", "motion_guard", "code_usage", "gradient_match",
+    "mask_area", "motion_guard", "code_usage", "gradient_match", "carry_gate",
 )
 LMA_TERMS = ("multiscale_global", "multiscale_local", "multiscale_perceptual", "cycle", "vq",
-             "mask_reconstruction", "mask_area", "code_usage", "gradient_match")
+             "mask_reconstruction", "mask_area", "code_usage", "gradient_match", "carry_gate")
 
 
 def channel_abs_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

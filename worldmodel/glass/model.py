@@ -230,13 +230,16 @@ class GlassModel(WorldModelBase):
         return whole, total - whole
 
     def _render(self, s: torch.Tensor, b: int, carried: torch.Tensor | None = None
-                ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Render states (B*n, h, R_h, R_w) -> 3 scales (B, n, 3, ., .) and the mask (B, n, 1, H, W)."""
-        fgs, mask = self.renderer(s, carried=carried)
-        return [f.reshape(b, -1, *f.shape[1:]) for f in fgs], mask.reshape(b, -1, *mask.shape[1:])
+                ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Render states (B*n, h, R_h, R_w) -> 3 scales (B, n, 3, ., .), the mask (B, n, 1, H, W) and the carry
+        gate (B, n, 1, H, W) (None without fg_carry)."""
+        fgs, mask, gate = self.renderer(s, carried=carried)
+        gate = None if gate is None else gate.reshape(b, -1, *gate.shape[1:])
+        return [f.reshape(b, -1, *f.shape[1:]) for f in fgs], mask.reshape(b, -1, *mask.shape[1:]), gate
 
     def _lma(self, fg: torch.Tensor, codes: torch.Tensor, shifts: torch.Tensor, e: torch.Tensor, num_gt: int,
-             mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor | None]]:
+             mask: torch.Tensor
+             ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
         """Dynamics + rendering over a clip (method.md 3, steps 9-11).
 
         Args:
@@ -248,8 +251,9 @@ class GlassModel(WorldModelBase):
             num_gt: teacher-forced transitions (the rest re-encode the last reconstruction).
             mask: real agent masks (B, T, 1, H, W) (the carried mask of teacher-forced steps with fg_carry).
         Returns:
-            reconstructions [(B, T-1, 3, H/s, W/s) for s = 1, 2, 4], masks (B, T-1, 1, H, W), and the
-            features E(f^_{t+1})[:F] computed for the autoregressive steps (None where not computed).
+            reconstructions [(B, T-1, 3, H/s, W/s) for s = 1, 2, 4], masks (B, T-1, 1, H, W), the
+            features E(f^_{t+1})[:F] computed for the autoregressive steps (None where not computed), and the
+            renderer's carry gates (B, T-1, 1, H, W) (None without fg_carry).
         """
         b, t = fg.shape[:2]
         num_gt = max(1, min(num_gt, t - 1))
@@ -265,8 +269,9 @@ class GlassModel(WorldModelBase):
                                          shifts_px.new_zeros(b * num_gt, 2))
             carried = self._carried(fg[:, :num_gt].flatten(0, 1), mask[:, :num_gt].flatten(0, 1), move)
             rem = rem.view(b, num_gt, 2)[:, -1]
-        fgs, masks = self._render(torch.stack(outs, dim=1).flatten(0, 1), b, carried)  # (B*num_gt, h, R_h, R_w)
-        fgs, masks = [[f] for f in fgs], [masks]
+        # states (B*num_gt, h, R_h, R_w) of the teacher-forced steps, rendered at once
+        fgs, masks, gate = self._render(torch.stack(outs, dim=1).flatten(0, 1), b, carried)
+        fgs, masks, gates = [[f] for f in fgs], [masks], [gate]
         phi_hat: list[torch.Tensor | None] = [None] * (t - 1)
         for k in range(num_gt, t - 1):
             last_fg, last_mask = fgs[0][-1][:, -1], masks[-1][:, -1]  # f^_k (B, 3, H, W), its mask (B, 1, H, W)
@@ -277,11 +282,13 @@ class GlassModel(WorldModelBase):
             if self.cfg.fg_carry:
                 move, rem = self._carry_move(shifts_px[:, k], rem)
                 carried = self._carried(last_fg, last_mask, move)
-            new_fgs, new_mask = self._render(s, b, carried)
+            new_fgs, new_mask, new_gate = self._render(s, b, carried)
             for lst, f in zip(fgs, new_fgs, strict=True):
                 lst.append(f)
             masks.append(new_mask)
-        return [torch.cat(f, dim=1) for f in fgs], torch.cat(masks, dim=1), phi_hat
+            gates.append(new_gate)
+        gate_seq = None if gates[0] is None else torch.cat(gates, dim=1)
+        return [torch.cat(f, dim=1) for f in fgs], torch.cat(masks, dim=1), phi_hat, gate_seq
 
     # ================================================================================================ training
     def training_losses(self, frames: torch.Tensor, step: int
@@ -340,7 +347,7 @@ class GlassModel(WorldModelBase):
             terms["code_usage"] = L.code_usage_loss(u, self.action.vq.codebook)
             self._recent_u = u.detach()
             codes = code.view(b, t - 1, -1)
-            recon, recon_mask, phi_hat = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), real_mask)
+            recon, recon_mask, phi_hat, gate = self._lma(fg, codes, shift_f, e, cfg.num_gt(step), real_mask)
             w_u = L.unsupervised_weights(fg, recon[0])
             w_a = L.action_weights(fg, fg_w, recon[0])
             use_perc = lma_on and cfg.w_multiscale_perceptual > 0
@@ -359,6 +366,8 @@ class GlassModel(WorldModelBase):
             terms["mask_reconstruction"] = mask_loss(recon_mask, real_mask[:, 1:])
             terms["mask_area"] = L.mask_area_loss(recon_mask, real_mask[:, 1:])
             terms["gradient_match"] = L.gradient_match_loss(recon[0], fg[:, 1:])
+            if gate is not None:
+                terms["carry_gate"] = gate.mean()
 
         weights = {name: getattr(cfg, f"w_{name}") for name in L.TERMS}
         for name, value in terms.items():
@@ -540,7 +549,7 @@ class GlassModel(WorldModelBase):
             # waits for later steps
             move, rem = self._carry_move(shift_px, state["carry_rem"])
             carried = self._carried(fg_in, mask_in, move)
-            fgs, fg_mask = self.renderer(s, full_only=True, carried=carried)
+            fgs, fg_mask, _ = self.renderer(s, full_only=True, carried=carried)
             fg = fgs[0]
             if self.cfg.windowed:  # the window's contents go back into the frame where the window now is
                 win = win + move

@@ -289,11 +289,12 @@ class Renderer(nn.Module):
             nn.init.constant_(self.head3.conv.bias[4:], cfg.carry_gate_init)
 
     def forward(self, x: torch.Tensor, full_only: bool = False, carried: torch.Tensor | None = None
-                ) -> tuple[list[torch.Tensor], torch.Tensor]:
+                ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
         """``full_only`` skips the 1/2 and 1/4 heads (generation needs only the full-resolution output); the
         returned list then holds the full-resolution foreground alone. ``carried`` (N, 4, H, W): the previous
         foreground (3 channels, [-1, 1]) and mask (1, [0, 1]) moved by the global action; required with
-        ``fg_carry``, else ignored."""
+        ``fg_carry``, else ignored. Returns the foregrounds, the mask (N, 1, H, W) and the gate g (N, 1, H, W) in
+        [0, 1] (None without ``fg_carry``)."""
         x = self.level1(x)
         quarter = None if full_only else self.head1(x)
         x = self.level2(x)
@@ -302,10 +303,11 @@ class Renderer(nn.Module):
         # ops on slices of a channels_last tensor with 5 channels run ~4x slower on CPU)
         out = self.head3.conv(self.level3(x)).contiguous()
         full = torch.cat([torch.tanh(out[:, :3]), 0.5 * (torch.tanh(out[:, 3:4]) + 1)], dim=1)  # fg, mask
+        gate = None
         if self.carry:
             if carried is None:
                 raise ValueError("a renderer with fg_carry needs the carried foreground and mask")
             gate = torch.sigmoid(out[:, 4:])
             full = gate * full + (1 - gate) * carried.to(full.dtype)
         fgs = [full[:, :3]] if full_only else [full[:, :3], half, quarter]
-        return fgs, full[:, 3:]
+        return fgs, full[:, 3:], gate
