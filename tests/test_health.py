@@ -44,6 +44,8 @@ def test_a_healthy_world_has_no_problems():
     ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
     ({"shift_explained": 0.1}, "explain 10% of the motion of the model's own segmented agent (needs >= 25%)"),
     ({"agent_kept": 0.9}, "the dream loses its agent: its rendered mask locates one on only 90% of generated"),
+    ({"agent_kept": 0.9482}, "locates one on only 94.8% of generated frames (needs >= 95%)"),  # not "95%"
+    ({"agent_found": 0.9499}, "found on only 94.99% of real frames (needs >= 95%)"),
     ({"agent_pos_err": 6.3}, "not the labelled one: on real frames it is located 6.3 px from the ground-truth"),
 ])
 def test_each_failed_check_is_a_named_problem(change, words):

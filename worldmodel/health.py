@@ -105,6 +105,16 @@ class HealthEvidence:
         return asdict(self)
 
 
+def short_of(value: float, need: float) -> str:
+    """``value`` as a percentage with enough digits to read below ``need``: 0.9482 against 0.95 is "94.8%", not
+    the "95%" that a whole-percent format prints and that reads as meeting the bar."""
+    for digits in range(0, 3):
+        text = f"{value:.{digits}%}"
+        if float(text.rstrip("%")) / 100 < need:
+            return text
+    return f"{value:.3%}"
+
+
 def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any]:
     """The ``health`` dict of a world from its evidence (see the module docstring for each key)."""
     cfg = cfg or HealthConfig()
@@ -114,10 +124,11 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     if ev.agent_found is None:
         problems.append("agent_found unknown: the model has no segment() or no real frame was scored")
     elif ev.agent_found < cfg.min_agent_found:
-        problems.append(f"the agent is found on only {ev.agent_found:.0%} of real frames (needs >= "
-                        f"{cfg.min_agent_found:.0%}): its mask is empty or floods the frame")
+        problems.append(f"the agent is found on only {short_of(ev.agent_found, cfg.min_agent_found)} of real frames "
+                        f"(needs >= {cfg.min_agent_found:.0%}): its mask is empty or floods the frame")
     if ev.agent_kept is not None and ev.agent_kept < cfg.min_agent_kept:
-        problems.append(f"the dream loses its agent: its rendered mask locates one on only {ev.agent_kept:.0%} of "
+        problems.append(f"the dream loses its agent: its rendered mask locates one on only "
+                        f"{short_of(ev.agent_kept, cfg.min_agent_kept)} of "
                         f"generated frames (needs >= {cfg.min_agent_kept:.0%})")
     # generation beats copying frame 0
     beats = None
@@ -198,9 +209,9 @@ def _explained_check(ev: HealthEvidence, cfg: HealthConfig, problems: list[str],
                         f"{cfg.min_track_moves}): whether the shift estimates explain its motion is unchecked")
         return None
     if ev.shift_explained < cfg.min_shift_explained:
-        problems.append(f"the shift estimates explain {ev.shift_explained:.0%} of the motion of the model's own "
-                        f"segmented agent (needs >= {cfg.min_shift_explained:.0%}): the global action does not move "
-                        "what the model calls the agent")
+        problems.append(f"the shift estimates explain {short_of(ev.shift_explained, cfg.min_shift_explained)} of "
+                        f"the motion of the model's own segmented agent (needs >= {cfg.min_shift_explained:.0%}): "
+                        "the global action does not move what the model calls the agent")
     return _round(ev.shift_explained)
 
 
@@ -426,5 +437,5 @@ class MaskWatch:
         """A sentence when the agent is not found on enough of the last training batch's frames, else None."""
         if self.last is None or self.last >= self.cfg.min_agent_found:
             return None
-        return (f"at the end of training the agent is found on {self.last:.0%} of training frames (needs >= "
-                f"{self.cfg.min_agent_found:.0%})")
+        return (f"at the end of training the agent is found on {short_of(self.last, self.cfg.min_agent_found)} of "
+                f"training frames (needs >= {self.cfg.min_agent_found:.0%})")
