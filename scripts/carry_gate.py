@@ -34,7 +34,7 @@ def carry_gate(model, starts: int = 16, hold: int = 4) -> dict:
     if n == 0:
         raise ValueError("the checkpoint has no start frames (env_info.start_frames); re-ship it")
     seen: dict[str, torch.Tensor] = {}
-    hooks = [model.renderer.head3.conv.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o)),
+    hooks = [model.renderer.register_forward_hook(lambda m, i, o: seen.__setitem__("gate", o[2])),
              model.dynamics.register_forward_hook(lambda m, i, o: seen.__setitem__("dyn", o[0]))]
     try:
         rows, base = [], None
@@ -43,7 +43,7 @@ def carry_gate(model, starts: int = 16, hold: int = 4) -> dict:
             for _ in range(hold):
                 frame, mask, state = model.step(state, torch.zeros(n, dtype=torch.long, device=model.device),
                                                 torch.full((n,), c, dtype=torch.long, device=model.device))
-            gate = torch.sigmoid(seen["head"][:, 4:5].float())  # (n, 1, h, w): the agent window, or the frame
+            gate = seen["gate"].float()  # (n, 1, h, w): the agent window, or the frame
             agent = state["fg_mask"] > 0.5  # the rendered mask where the gate is
             dyn, img = seen["dyn"].float(), frame.float()
             if base is None:
