@@ -44,7 +44,7 @@ def test_a_healthy_world_has_no_problems():
     ({"shift_step": (0.0, 0.0), "data_motion": None}, "no step on either axis"),
     ({"shift_explained": 0.1}, "explain 10% of the motion of the model's own segmented agent (needs >= 25%)"),
     ({"agent_kept": 0.9}, "the dream loses its agent: its rendered mask locates one on only 90% of generated"),
-    ({"agent_kept": 0.9482}, "locates one on only 94.8% of generated frames (needs >= 95%)"),  # not "95%"
+    ({"agent_kept": 0.9482}, "locates one on only 94.8% of generated frames whose real frame has one (needs >= 95%)"),  # not "95%"
     ({"agent_found": 0.9499}, "found on only 94.99% of real frames (needs >= 95%)"),
     ({"agent_pos_err": 6.3}, "not the labelled one: on real frames it is located 6.3 px from the ground-truth"),
 ])
@@ -75,10 +75,11 @@ def test_accumulator_locates_agents_with_the_shared_rule():
     video[:, 1:, :, 4:8, 4:8] = 1.0  # 16 px change after frame 0 (48 values per frame)
     gen = video.clone()
     gen[:, 1:] += 0.1  # right where it moves, off by 0.1 elsewhere
-    gen_mask = masks.clone()  # clip 0 keeps its agent on frames 1-2, clip 1 loses it
+    gen_mask = masks.clone()
+    gen_mask[0, 2] = 0.0  # clip 0 keeps its agent on frame 1 and loses it on frame 2; clip 1 draws none, as real
     acc.add_generation(video, gen.clamp(0, 1), gen_mask=gen_mask)
     ev = acc.evidence((2.0, 0.0), 4)
-    assert ev.agent_kept == pytest.approx(2 / 4)
+    assert ev.agent_kept == pytest.approx(1 / 2)  # clip 1's real frames 1-2 have no agent: nothing to lose there
     assert ev.copy_psnr_moving == pytest.approx(0.0) and ev.psnr_moving == 100.0
     assert ev.psnr == pytest.approx(10 * np.log10(1 / (0.01 * (1 - 48 / 3072))), abs=1e-3)
     assert ev.copy_psnr == pytest.approx(10 * np.log10(3072 / 48), abs=1e-3) and ev.psnr > ev.copy_psnr
@@ -253,3 +254,20 @@ def test_agent_pos_err_is_the_median_distance_to_the_labelled_agent_at_the_64px_
     assert ev.agent_pos_err == pytest.approx(2.0)  # median of 0, 2, 5 (px at the 64-px scale)
     assert assess(ev)["agent_pos_err"] == pytest.approx(2.0)
     assert HealthAccumulator(64, 64).evidence((2.0, 1.0), 4).agent_pos_err is None  # no labels: no check
+
+
+def test_agent_kept_counts_only_frames_whose_real_frame_has_an_agent():
+    masks = torch.zeros(1, 4, 1, 32, 32)
+    masks[0, :2, :, 4:10, 4:10] = 1.0  # the real agent is there on frames 0-1, gone (died) on frames 2-3
+    video = torch.zeros(1, 4, 3, 32, 32)
+    faithful, lost = masks.clone(), torch.zeros_like(masks)  # a dream that also drops it / one that never draws it
+    scores = []
+    for gen_mask in (faithful, lost):
+        acc = HealthAccumulator(32, 32)
+        acc.add_real_masks(masks)
+        acc.add_generation(video, video, gen_mask=gen_mask)
+        scores.append(acc.evidence((2.0, 0.0), 4).agent_kept)
+    assert scores == [1.0, 0.0]
+    alone = HealthAccumulator(32, 32)  # no real masks of the batch: every generated frame counts
+    alone.add_generation(video, video, gen_mask=faithful)
+    assert alone.evidence((2.0, 0.0), 4).agent_kept == pytest.approx(1 / 3)

@@ -18,8 +18,11 @@ Checks (each a key of the ``health`` dict):
   where nothing moves fall back to whole frames.) Pooled MSE, because a per-frame mean would give the copy 100 dB
   on every frame where nothing moved.
 * ``agent_kept``: share of generated frames (1..T-1 of the same clips, actions inferred from the real ones) on which
-  the model's own rendered mask still locates an agent. Problem below :attr:`HealthConfig.min_agent_kept`: the
-  dream loses its agent (the issue's ``mdr <= 0.05``, without needing labels).
+  the model's own rendered mask still locates an agent, among those whose real frame has one located (the model's
+  mask of that real frame): the MDR protocol of method.md 8.3 (missed = reference detected, generated not), with
+  the shared locator as the detector, so it needs no labels. A dream that draws no agent where the real video has
+  none (the agent died, left the screen) loses nothing. Problem below :attr:`HealthConfig.min_agent_kept`: the
+  dream loses its agent (the issue's ``mdr <= 0.05``).
 * ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
   axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
   when the dataset has them, else the motion of the model's own segmented agent: the displacement of the located
@@ -96,7 +99,7 @@ class HealthEvidence:
     motion_source: str = "unknown"
     code_counts: list[int] | None = None  # transitions per code
     shift_explained: float | None = None  # share of the segmented agent's motion explained by the shift estimates
-    agent_kept: float | None = None  # share of generated frames with an agent located in the rendered mask
+    agent_kept: float | None = None  # ... with an agent located in the rendered mask, where the real frame has one
     agent_pos_err: float | None = None  # median |located agent - labelled agent| on real frames, px at 64-px scale
     track_moves: int = 0  # moving transitions behind shift_explained
     frames: int = 0  # real frames behind agent_found
@@ -129,7 +132,7 @@ def assess(ev: HealthEvidence, cfg: HealthConfig | None = None) -> dict[str, Any
     if ev.agent_kept is not None and ev.agent_kept < cfg.min_agent_kept:
         problems.append(f"the dream loses its agent: its rendered mask locates one on only "
                         f"{short_of(ev.agent_kept, cfg.min_agent_kept)} of "
-                        f"generated frames (needs >= {cfg.min_agent_kept:.0%})")
+                        f"generated frames whose real frame has one (needs >= {cfg.min_agent_kept:.0%})")
     # generation beats copying frame 0
     beats = None
     moving = ev.psnr_moving is not None and ev.copy_psnr_moving is not None
@@ -235,6 +238,8 @@ class HealthAccumulator:
     track_moves: list[torch.Tensor] = field(default_factory=list)  # (N, 2) segmented agent's displacements, px
     track_shifts: list[torch.Tensor] = field(default_factory=list)  # (N, 2) the model's estimates of them, px
     kept: list[np.ndarray] = field(default_factory=list)  # generated frames 1..T-1: agent located or not
+    kept_ref: list[np.ndarray] = field(default_factory=list)  # ... and whether the real frame has one located
+    last_found: torch.Tensor | None = None  # (B, T) of the last add_real_masks batch: the reference of kept
     pos_errs: list[np.ndarray] = field(default_factory=list)  # located vs labelled agent on real frames, 64-px scale
 
     def _locate(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,6 +261,7 @@ class HealthAccumulator:
         """
         pos, found = self._locate(mask)  # (B, T, 2), (B, T)
         self.found.append(found.reshape(-1).numpy())
+        self.last_found = found
         ok = found[:, 1:] & found[:, :-1]  # (B, T-1): located on both frames
         d = pos[:, 1:] - pos[:, :-1]  # (B, T-1, 2)
         self.track_moves.append(d[ok])
@@ -291,9 +297,10 @@ class HealthAccumulator:
     def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08,
                        gen_mask: torch.Tensor | None = None) -> None:
         """video, gen: (B, T, 3, H, W) in [0, 1]; gen_mask: (B, T, 1, H, W) the rendered agent masks, or None
-        (``agent_kept`` counts its frames 1..T-1). Frames 1..T-1 of ``gen`` and of frame 0 repeated are scored
-        against the real ones; "moving" pixels are those where a channel of the real frame differs from frame 0 by
-        more than ``change``."""
+        (``agent_kept`` counts its frames 1..T-1 whose real frame has an agent located: call
+        :meth:`add_real_masks` with the same clips first; without it every generated frame counts). Frames 1..T-1
+        of ``gen`` and of frame 0 repeated are scored against the real ones; "moving" pixels are those where a
+        channel of the real frame differs from frame 0 by more than ``change``."""
         real, pred = video[:, 1:].float(), gen[:, 1:].float()  # (B, T-1, 3, H, W)
         copy = video[:, :1].float().expand_as(real)
         moving = ((real - copy).abs().amax(2, keepdim=True) > change).expand_as(real)  # (B, T-1, 3, H, W)
@@ -302,7 +309,12 @@ class HealthAccumulator:
                                  float(e_copy[moving].sum())])
         self.counts += np.array([real.numel(), float(moving.sum())])
         if gen_mask is not None:
-            self.kept.append(self._locate(gen_mask[:, 1:])[1].reshape(-1).numpy())
+            kept = self._locate(gen_mask[:, 1:])[1]  # (B, T-1)
+            ref = self.last_found
+            ref = ref[:, 1:] if ref is not None and ref.shape == gen_mask.shape[:2] else torch.ones_like(kept)
+            self.kept.append(kept.reshape(-1).numpy())
+            self.kept_ref.append(ref.reshape(-1).numpy())
+            self.last_found = None  # one reference per batch
 
     def add_codes(self, codes: torch.Tensor) -> None:
         """codes: (B, T-1) inferred local-action codes."""
@@ -341,7 +353,14 @@ class HealthAccumulator:
             data_motion=data_motion,
             motion_source=source, code_counts=counts, frames=int(found.size), shift_explained=explained,
             track_moves=moves, agent_pos_err=_median(self.pos_errs),
-            agent_kept=float(np.concatenate(self.kept).mean()) if self.kept else None)
+            agent_kept=self._kept_share())
+
+    def _kept_share(self) -> float | None:
+        """Share of generated frames with an agent located among those whose real frame has one (None: none)."""
+        if not self.kept:
+            return None
+        kept, ref = np.concatenate(self.kept), np.concatenate(self.kept_ref)
+        return float(kept[ref].mean()) if ref.any() else None
 
 
 def _median(parts: list[np.ndarray]) -> float | None:
