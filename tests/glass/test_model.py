@@ -261,6 +261,40 @@ def test_carry_gate_term_is_the_mean_gate_and_training_on_it_shuts_the_gate() ->
     assert gates[10.0] < 0.6 * gates[0.0] and gates[0.0] > 0.6, gates
 
 
+def test_hard_carry_gate_picks_each_pixel_whole_and_trains_like_the_soft_one() -> None:
+    """carry_gate_hard: every output pixel (foreground and mask) is exactly the renderer's or exactly the carried
+    one, chosen by gate > 0.5, and the gradient is the soft blend's, so the gate and the renderer still learn."""
+    from worldmodel.glass.networks import Renderer
+
+    with pytest.raises(ValueError, match="needs fg_carry"):
+        GlassConfig.preset("tiny", 32, 32, carry_gate_hard=True, fg_carry=False)
+    cfg = GlassConfig.preset("tiny", 32, 32, carry_gate_hard=True, carry_gate_init=0.0)
+    torch.manual_seed(0)
+    hard = Renderer(cfg)
+    soft = Renderer(GlassConfig.preset("tiny", 32, 32, carry_gate_init=0.0))
+    soft.load_state_dict(hard.state_dict())
+    s = torch.randn(3, cfg.dynamics_hidden, *cfg.state_resolution)
+    carried = torch.cat([torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 1, 32, 32)], dim=1)
+    carried_h, carried_s = carried.clone().requires_grad_(), carried.clone().requires_grad_()
+    fg_h, m_h, g_h = hard(s, carried=carried_h)
+    fg_s, m_s, g_s = soft(s, carried=carried_s)
+    out_h, out_s = torch.cat([fg_h[0], m_h], 1), torch.cat([fg_s[0], m_s], 1)
+    assert torch.equal(g_h, g_s)  # the same gate; only its use differs
+    redraw = (g_h > 0.5).expand_as(out_h)
+    assert 0.05 < float(redraw.float().mean()) < 0.95  # both choices occur (logit ~0 at init)
+    assert torch.equal(out_h[~redraw], carried[~redraw])  # carried pixels are the carried values, unblurred
+    assert not torch.allclose(out_h, out_s)  # ... where the soft gate mixes them
+    redrawn = out_h[redraw]
+    # the redrawn pixels are the renderer's own output: carried + g (D - carried) at g = 1
+    d = (out_s - (1 - g_s) * carried) / g_s
+    assert torch.allclose(redrawn, d[redraw], atol=1e-5)
+    (out_h.square().sum()).backward()
+    (out_s.square().sum()).backward()
+    gate_grads = [r.head3.conv.weight.grad[4:].abs().sum() for r in (hard, soft)]
+    assert all(float(g) > 0 for g in gate_grads)  # the gate learns through the straight-through gradient
+    assert float(hard.head3.conv.weight.grad[:3].abs().sum()) > 0  # ... and so does the drawing
+
+
 def test_agent_window_size_follows_the_mask_size_target() -> None:
     """The suggested window: a square of 3 sqrt(theta H W) px rounded up to 16, at most the frame; the whole frame
     is (0, 0); presets keep the whole frame unless asked; a bad window is one clear error."""

@@ -67,6 +67,12 @@ class GlassConfig:
     # sampling; the sub-pixel remainder is kept for the next step), so it does not blur over long rollouts.
     fg_carry: bool = False
     carry_gate_init: float = -2.0  # the gate's initial logit: sigmoid(-2) = 0.12, the carried layer dominates
+    # Hard carry gate (not in method.md): every full-resolution pixel is either carried or redrawn, never a mix:
+    # forward f^ = D where g > 0.5, else the carried layer; backward the gradient of the soft blend
+    # g D + (1 - g) carried (straight-through), so D and the gate train as with the soft gate. A soft gate g on a
+    # still pixel keeps (1 - g)^t of the sharp carried value after t free-running steps (procedural W-Sprites:
+    # g ~0.2 on the agent, agent_sharpness@16 0.24); a shut hard gate keeps all of it.
+    carry_gate_hard: bool = False
     # Static background (not in method.md; official code: False): the background shift Delta_B is 0 instead of
     # P_b's estimate, in training and in inference. ``glassworld world`` sets it from the data (the background
     # shifted in < 1 % of train transitions, by phase correlation; worldmodel/datastats). P_b is biased on a
@@ -206,6 +212,8 @@ class GlassConfig:
             self.agent_crop = (0, 0)  # a window the size of the frame is the whole frame
         if self.reencode_every < 0 or self.burn_in < 0:
             raise ValueError(f"reencode_every and burn_in must be >= 0, got {self.reencode_every}, {self.burn_in}")
+        if self.carry_gate_hard and not self.fg_carry:
+            raise ValueError("carry_gate_hard gates the carried layer: it needs fg_carry=true")
 
     # ------------------------------------------------------------------ derived sizes
     @property

@@ -270,7 +270,8 @@ class Renderer(nn.Module):
     Foregrounds are tanh outputs in [-1, 1]; the mask is 0.5 (tanh + 1) in [0, 1]. With ``cfg.fg_carry`` the
     full-resolution head has a 5th channel, the gate logit, and the full-resolution foreground and mask are blended
     with ``carried`` (the previous foreground and mask, already moved by the global action):
-    g D + (1 - g) carried, g = sigmoid(gate logit) (GlassConfig.fg_carry).
+    g D + (1 - g) carried, g = sigmoid(gate logit) (GlassConfig.fg_carry); with ``cfg.carry_gate_hard`` each pixel
+    is D where g > 0.5, else carried, with the soft blend's gradient (straight-through).
     """
 
     def __init__(self, cfg: GlassConfig):
@@ -281,7 +282,7 @@ class Renderer(nn.Module):
         self.level2 = nn.Sequential(UpBlock(r1, r2), ResidualBlock(r2, r2))
         self.head2 = FinalBlock(r2, 3, 3)
         self.level3 = UpBlock(r2, r3)
-        self.carry = cfg.fg_carry
+        self.carry, self.hard = cfg.fg_carry, cfg.carry_gate_hard
         self.head3 = FinalBlock(r3, 5 if self.carry else 4, cfg.renderer_final_kernel)
         if cfg.mask_prior_init:  # the decoder's mask 0.5 (tanh + 1) also starts at the size prior theta
             nn.init.constant_(self.head3.conv.bias[3:4], math.atanh(2 * cfg.mask_size - 1))
@@ -308,6 +309,10 @@ class Renderer(nn.Module):
             if carried is None:
                 raise ValueError("a renderer with fg_carry needs the carried foreground and mask")
             gate = torch.sigmoid(out[:, 4:])
-            full = gate * full + (1 - gate) * carried.to(full.dtype)
+            carried = carried.to(full.dtype)
+            soft = gate * full + (1 - gate) * carried
+            if self.hard:  # the exact values of the 0/1 choice (x - x is exactly 0), the gradient of the blend
+                soft = torch.where(gate > 0.5, full, carried).detach() + (soft - soft.detach())
+            full = soft
         fgs = [full[:, :3]] if full_only else [full[:, :3], half, quarter]
         return fgs, full[:, 3:], gate
