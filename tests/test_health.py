@@ -268,6 +268,11 @@ def test_agent_kept_counts_only_frames_whose_real_frame_has_an_agent():
         acc.add_generation(video, video, gen_mask=gen_mask)
         scores.append(acc.evidence((2.0, 0.0), 4).agent_kept)
     assert scores == [1.0, 0.0]
+    late = masks.flip(1)  # the agent appears on frame 2 (it respawned): the dream started without one
+    acc = HealthAccumulator(32, 32)
+    acc.add_real_masks(late)
+    acc.add_generation(video, video, gen_mask=torch.zeros_like(late))
+    assert acc.evidence((2.0, 0.0), 4).agent_kept is None  # no clip started with an agent: nothing to judge
     alone = HealthAccumulator(32, 32)  # no real masks of the batch: every generated frame counts
     alone.add_generation(video, video, gen_mask=faithful)
     assert alone.evidence((2.0, 0.0), 4).agent_kept == pytest.approx(1 / 3)

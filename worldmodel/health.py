@@ -20,9 +20,10 @@ Checks (each a key of the ``health`` dict):
 * ``agent_kept``: share of generated frames (1..T-1 of the same clips, actions inferred from the real ones) on which
   the model's own rendered mask still locates an agent, among those whose real frame has one located (the model's
   mask of that real frame): the MDR protocol of method.md 8.3 (missed = reference detected, generated not), with
-  the shared locator as the detector, so it needs no labels. A dream that draws no agent where the real video has
-  none (the agent died, left the screen) loses nothing. Problem below :attr:`HealthConfig.min_agent_kept`: the
-  dream loses its agent (the issue's ``mdr <= 0.05``).
+  the shared locator as the detector, so it needs no labels. Only clips whose first frame has a located agent
+  count: a dream started from a frame without one (Seaquest's submarine respawning) has nothing to keep, and one
+  that draws no agent where the real video has none (the agent died, left the screen) loses nothing. Problem below
+  :attr:`HealthConfig.min_agent_kept`: the dream loses its agent (the issue's ``mdr <= 0.05``).
 * ``shift_grid_ok``: every step of the shift grid is at most :attr:`HealthConfig.max_step_frac` of the frame on its
   axis, and an axis has a non-zero step exactly when the agent moves along it in the data (ground-truth shifts
   when the dataset has them, else the motion of the model's own segmented agent: the displacement of the located
@@ -297,7 +298,7 @@ class HealthAccumulator:
     def add_generation(self, video: torch.Tensor, gen: torch.Tensor, change: float = 0.08,
                        gen_mask: torch.Tensor | None = None) -> None:
         """video, gen: (B, T, 3, H, W) in [0, 1]; gen_mask: (B, T, 1, H, W) the rendered agent masks, or None
-        (``agent_kept`` counts its frames 1..T-1 whose real frame has an agent located: call
+        (``agent_kept`` counts its frames 1..T-1 whose real frame, and real frame 0, have an agent located: call
         :meth:`add_real_masks` with the same clips first; without it every generated frame counts). Frames 1..T-1
         of ``gen`` and of frame 0 repeated are scored against the real ones; "moving" pixels are those where a
         channel of the real frame differs from frame 0 by more than ``change``."""
@@ -311,7 +312,9 @@ class HealthAccumulator:
         if gen_mask is not None:
             kept = self._locate(gen_mask[:, 1:])[1]  # (B, T-1)
             ref = self.last_found
-            ref = ref[:, 1:] if ref is not None and ref.shape == gen_mask.shape[:2] else torch.ones_like(kept)
+            # the reference: the real frame has an agent located, and so had the clip's first frame (the start)
+            ref = ref[:, 1:] & ref[:, :1] if ref is not None and ref.shape == gen_mask.shape[:2] \
+                else torch.ones_like(kept)
             self.kept.append(kept.reshape(-1).numpy())
             self.kept_ref.append(ref.reshape(-1).numpy())
             self.last_found = None  # one reference per batch
