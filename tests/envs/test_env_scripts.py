@@ -70,3 +70,43 @@ def test_carry_gate_reports_how_much_each_code_redraws_the_agent(glass_checkpoin
     assert r["codes"][0]["dynamics_change_vs_code0"] == 0 and r["codes"][1]["dynamics_change_vs_code0"] > 0
     assert main([str(square_checkpoint)]) == 2  # not a GLASS model with the agent carry
     assert "fg_carry" in capsys.readouterr().err
+
+
+def test_lost_agent_finds_the_frames_where_the_dream_drops_its_agent(square_checkpoint, tmp_path, capsys):
+    """scripts/lost_agent.py judges generated frames by the health check's rule: a dream whose rendered mask
+    empties after step 8 loses exactly steps 9..16 of every clip, and its agent_kept is the health figure."""
+    import numpy as np
+
+    from worldmodel.data.format import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    w = DatasetWriter(tmp_path / "data", source="test", height=40, width=48, fps=10)
+    for v in range(2):
+        f = np.full((20, 40, 48, 3), 128, np.uint8)  # grey: the square is the only saturated thing
+        x, y = 10, 12
+        for t in range(20):
+            x, y = int(np.clip(x + rng.choice([-2, 0, 2]), 4, 38)), int(np.clip(y + rng.choice([-2, 0, 2]), 4, 30))
+            f[t, y - 3:y + 3, x - 3:x + 3] = (255, 0, 0)
+        w.write(f"v{v}", f, split="val")
+    w.close()
+    g = runpy.run_path(str(SCRIPTS / "lost_agent.py"))
+    real_generate = g["generate"]
+
+    def dropping(model, video):
+        frames, masks = real_generate(model, video)
+        masks = masks.clone()
+        masks[:, 9:] = 0  # the dream loses its agent after step 8
+        return frames, masks
+
+    out = tmp_path / "lost"
+    assert g["main"]([str(square_checkpoint), str(tmp_path / "data"), "--clips", "4", "--out", str(out)]) == 0
+    r = json.loads(out.with_suffix(".json").read_text())
+    assert r["agent_kept"] == 1.0 and r["lost_frames"] == 0 and not r["clips_losing"]  # the square is always drawn
+    g["lost_frames"].__globals__["generate"] = dropping  # run_path hands back a copy of the script's globals
+    assert g["main"]([str(square_checkpoint), str(tmp_path / "data"), "--clips", "4", "--out", str(out)]) == 0
+    r = json.loads(out.with_suffix(".json").read_text())
+    assert r["judged_frames"] == 4 * 16 and r["lost_frames"] == 4 * 8 and r["agent_kept"] == 0.5
+    assert r["lost_by_step"] == [0] * 9 + [4] * 8
+    assert all(c["lost_steps"] == list(range(9, 17)) and c["lost_mask_px"] == [0] * 8 for c in r["clips_losing"])
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "agent_kept 50.0%: 32 of 64 judged frames lost, in 4 of 4 clips" in capsys.readouterr().out
