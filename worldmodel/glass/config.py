@@ -71,7 +71,9 @@ class GlassConfig:
     # forward f^ = D where g > 0.5, else the carried layer; backward the gradient of the soft blend
     # g D + (1 - g) carried (straight-through), so D and the gate train as with the soft gate. A soft gate g on a
     # still pixel keeps (1 - g)^t of the sharp carried value after t free-running steps (procedural W-Sprites:
-    # g ~0.2 on the agent, agent_sharpness@16 0.24); a shut hard gate keeps all of it.
+    # g ~0.2 on the agent, agent_sharpness@16 0.24); a shut hard gate keeps all of it. Off in every preset: on that
+    # command (one run, docs/results/world_sprites_hard/) the gate opened on half the agent, which the renderer then
+    # redrew whole: sharpness@1 0.76 -> 0.59, @16 0.24 -> 0.28, pos_err@16 4.2 -> 4.7 px, nmi_g 0.13 -> 0.09.
     carry_gate_hard: bool = False
     # Static background (not in method.md; official code: False): the background shift Delta_B is 0 instead of
     # P_b's estimate, in training and in inference. ``glassworld world`` sets it from the data (the background
