@@ -37,13 +37,14 @@ from worldmodel.health import HealthAccumulator
 
 def lost_frames(world: str, data: str, split: str = "val", clips: int = 64, seed: int = 0
                 ) -> tuple[dict[str, Any], dict[int, list[torch.Tensor]]]:
-    """(the report of OUT.json, per clip index the (T, 3, H, W) rows of its figure: real, real mask, generated,
-    rendered mask)."""
+    """(the report of OUT.json, per clip that loses frames the (T, 3, H, W) rows of its figure: real, real mask,
+    generated, rendered mask)."""
     d = prepare(EvalConfig(checkpoint=world, data_path=data, split=split, clips=clips, seed=seed), None,
                 torch.device("cpu"))
     acc = HealthAccumulator(d.height, d.width)
     per_clip: list[dict[str, Any]] = []
-    views: dict[int, list[torch.Tensor]] = {}
+    views: dict[int, list[torch.Tensor]] = {}  # only the clips that lose frames: the figure draws no other
+    by_step = np.zeros(0, np.int64)  # lost frames per step (index 0: the real start, never judged)
     with torch.no_grad():
         for batch in d.loader:
             video = batch["frames"].float() / 255.0  # (B, T, 3, H, W)
@@ -52,6 +53,8 @@ def lost_frames(world: str, data: str, split: str = "val", clips: int = 64, seed
             acc.add_real_masks(real)
             acc.add_generation(video, gen, gen_mask=gen_mask)
             b, t = video.shape[:2]
+            if len(by_step) < t:
+                by_step = np.pad(by_step, (0, t - len(by_step)))
             kept = acc.kept[-1].reshape(b, t - 1)  # the health check's own verdicts of this batch
             ref = acc.kept_ref[-1].reshape(b, t - 1)
             on = (gen_mask[:, 1:, 0] > acc.cfg.mask_threshold).flatten(2).sum(-1)  # (B, T-1)
@@ -62,13 +65,12 @@ def lost_frames(world: str, data: str, split: str = "val", clips: int = 64, seed
                 per_clip.append({"clip": len(per_clip), "judged": int(ref[i].sum()), "lost": len(steps),
                                  "lost_steps": steps, "lost_mask_px": on[i][lost].tolist(),
                                  "lost_mask_peak": [round(float(p), 3) for p in peak[i][lost]]})
-                views[per_clip[-1]["clip"]] = [video[i], real[i].expand(-1, 3, -1, -1), gen[i],
-                                               gen_mask[i].expand(-1, 3, -1, -1)]
+                if steps:
+                    by_step[steps] += 1
+                    views[per_clip[-1]["clip"]] = [video[i], real[i].expand(-1, 3, -1, -1), gen[i],
+                                                   gen_mask[i].expand(-1, 3, -1, -1)]
     judged = sum(c["judged"] for c in per_clip)
     lost = sum(c["lost"] for c in per_clip)
-    by_step = np.zeros(max(len(v[0]) for v in views.values()), np.int64) if views else np.zeros(0, np.int64)
-    for c in per_clip:
-        np.add.at(by_step, c["lost_steps"], 1)
     report = {"world": world, "data": data, "split": split, "clips": len(per_clip), "seed": seed,
               "agent_kept": acc.evidence(None, None).agent_kept, "judged_frames": judged, "lost_frames": lost,
               "lost_by_step": by_step.tolist(), "clips_losing": [c for c in per_clip if c["lost"]]}
